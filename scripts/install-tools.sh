@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# install-tools.sh installs the external programs the tests use into
+# <repo>/bin. It is idempotent: a tool already there at the right version is
+# left alone. Run it through `make tools` or directly.
+#
+#   versitygw  S3-compatible server (posix backend) for origin and edge tests;
+#              internal/s3test starts it.
+#
+# Later: pebble (ACME test CA) for the tls package, installed the same way.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bin="$root/bin"
+mkdir -p "$bin"
+
+# installed_version BINARY MODULE prints the version of MODULE that BINARY
+# was built from (from the build info `go version -m` reads), or nothing.
+# `versitygw --version` is no use here: `go install` builds say "git".
+installed_version() {
+	local binary=$1 module=$2
+	[[ -x $binary ]] || return 0
+	go version -m "$binary" 2>/dev/null |
+		awk -v m="$module" '$1 == "mod" && $2 == m { print $3 }'
+}
+
+# install NAME PACKAGE MODULE VERSION
+install() {
+	local name=$1 pkg=$2 module=$3 want=$4
+	local have
+	have="$(installed_version "$bin/$name" "$module")"
+	if [[ $have == "$want" ]]; then
+		echo "$name $want: already in $bin"
+		return
+	fi
+	echo "$name: have '${have:-none}', want $want: go install $pkg@$want into $bin"
+	GOBIN="$bin" go install "$pkg@$want"
+	echo "$name $want: installed"
+}
+
+install versitygw github.com/versity/versitygw/cmd/versitygw github.com/versity/versitygw v1.8.0
+# install pebble github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2 vX.Y.Z
