@@ -1,0 +1,21 @@
+# syntax=docker/dockerfile:1
+# Build: a static binary (no cgo), trimmed paths, version stamped.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=devel
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/edge ./cmd/edge \
+ && mkdir -p /out/cache
+
+# Run: distroless static (CA certificates for S3, tzdata), non-root.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/edge /usr/local/bin/edge
+# The disk tier, writable by the nonroot user (uid 65532); mount a volume
+# here so the cache survives restarts.
+COPY --from=build --chown=65532:65532 /out/cache /var/cache/edge
+VOLUME ["/var/cache/edge"]
+USER nonroot:nonroot
+EXPOSE 8080 9080
+ENTRYPOINT ["/usr/local/bin/edge", "-cache-dir", "/var/cache/edge", "-http", ":8080", "-admin", ":9080"]

@@ -1,0 +1,309 @@
+// Command edge serves objects from S3 (or a directory) to browsers
+// through a memory and disk cache, in the content coding each browser
+// accepts.
+//
+//	edge                                   # the bundled demo site on http://127.0.0.1:8080/
+//	edge -origin s3://bucket/prefix?region=us-west-2
+//	edge -origin dir:/srv/assets -config edge.yaml
+//
+// Run edge -h for every flag.
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/edgecdn/edge"
+	"github.com/edgecdn/edge/cache"
+	"github.com/edgecdn/edge/origin"
+)
+
+// demo is the bundled demo site served when no origin is given.
+//
+//go:embed demo
+var demo embed.FS
+
+// demoRules are the demo site's rules: a versioned widget cached for a
+// year, tenant configs for a minute, as a real deployment would set.
+var demoRules = []edge.Rule{
+	{Prefix: "/widget/", CacheControl: "public, max-age=31536000, immutable", TTL: edge.Duration(24 * time.Hour)},
+	{Prefix: "/tenants/", CacheControl: "public, max-age=60", TTL: edge.Duration(time.Minute)},
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, nil))
+}
+
+// options are the command line.
+type options struct {
+	httpAddr, adminAddr string
+	origin              string
+	cacheDir            string
+	mem, disk, maxObj   byteSize
+	config              string
+	accessLog           bool
+	ttl, negativeTTL    time.Duration
+	fetchTimeout        time.Duration
+	shutdownTimeout     time.Duration
+	version             bool
+}
+
+// byteSize is a flag.Value for sizes such as 512MiB, 2GB or 1048576.
+type byteSize int64
+
+func (b *byteSize) String() string { return humanize.IBytes(uint64(*b)) }
+
+func (b *byteSize) Set(s string) error {
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n > 1<<62 {
+		return fmt.Errorf("%q is not a size (e.g. 512MiB, 2GiB, 1048576)", s)
+	}
+	*b = byteSize(n)
+	return nil
+}
+
+func defaultCacheDir() string {
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "edge")
+	}
+	return filepath.Join(os.TempDir(), "edge-cache")
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{mem: cache.DefaultMemoryBytes, disk: 1 << 30, maxObj: cache.DefaultMaxMemoryObject}
+	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "public HTTP `address` (HTTP/1.1 and cleartext HTTP/2)")
+	fs.StringVar(&o.adminAddr, "admin", "127.0.0.1:9080", "admin `address`: /metrics, /stats, /healthz, /debug/pprof/; keep it private")
+	fs.StringVar(&o.origin, "origin", "", "origin `URL`: s3://BUCKET[/PREFIX][?region=R&endpoint=URL&path_style=true] or dir:PATH; empty serves the bundled demo site")
+	fs.StringVar(&o.cacheDir, "cache-dir", defaultCacheDir(), "disk cache `directory`")
+	fs.Var(&o.mem, "mem", "memory tier bound in `bytes` (e.g. 512MiB)")
+	fs.Var(&o.disk, "disk", "disk tier bound in `bytes` (e.g. 20GiB); 0 means unbounded")
+	fs.Var(&o.maxObj, "max-mem-object", "largest body held in memory, in `bytes`; larger objects are served from disk")
+	fs.StringVar(&o.config, "config", "", "YAML `file` with sites and per-path rules (optional)")
+	fs.BoolVar(&o.accessLog, "access-log", false, "write a JSON access log line per request to stdout")
+	fs.DurationVar(&o.ttl, "ttl", edge.DefaultTTL, "freshness when neither the origin's Cache-Control nor a rule sets one")
+	fs.DurationVar(&o.negativeTTL, "negative-ttl", edge.DefaultNegativeTTL, "how long a 404 from the origin is cached")
+	fs.DurationVar(&o.fetchTimeout, "fetch-timeout", edge.DefaultFetchTimeout, "bound on one origin fetch, body included")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: edge [flags]\n\nServes objects from S3 or a directory through a memory and disk cache.\nWith no -origin and no -config it serves a bundled demo site.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if o.mem < 1<<20 {
+		return nil, fmt.Errorf("-mem %s: at least 1MiB", o.mem.String())
+	}
+	if o.maxObj <= 0 || o.maxObj > o.mem {
+		return nil, fmt.Errorf("-max-mem-object %s: between 1 byte and -mem", o.maxObj.String())
+	}
+	if o.cacheDir == "" {
+		return nil, errors.New("-cache-dir: empty")
+	}
+	return o, nil
+}
+
+// run is main, made testable: it returns the exit status. ready, when
+// set, receives the bound addresses once serving.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(httpAddr, adminAddr net.Addr)) int {
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "edge: %v\n", err)
+		return 2
+	}
+	if o.version {
+		fmt.Fprintln(stdout, "edge", buildVersion())
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	sites, err := loadSites(ctx, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "edge: %v\n", err)
+		return 2
+	}
+	c, err := cache.Open(cache.Config{
+		Dir:             o.cacheDir,
+		DiskBytes:       int64(o.disk),
+		MemoryBytes:     int64(o.mem),
+		MaxMemoryObject: int64(o.maxObj),
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "edge: %v\n", err)
+		return 1
+	}
+	var accessLog *slog.Logger
+	if o.accessLog {
+		accessLog = slog.New(slog.NewJSONHandler(stdout, nil))
+	}
+	h, err := edge.NewHandler(edge.Options{Cache: c, Sites: sites, AccessLog: accessLog, FetchTimeout: o.fetchTimeout})
+	if err != nil {
+		fmt.Fprintf(stderr, "edge: %v\n", err)
+		return 1
+	}
+
+	public := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Long enough for a slow mobile client to take a large object;
+		// short enough that stalled clients cannot hold connections.
+		WriteTimeout:   5 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 32 << 10, // larger header blocks get 431
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	public.Protocols = new(http.Protocols)
+	public.Protocols.SetHTTP1(true)
+	public.Protocols.SetUnencryptedHTTP2(true)
+	admin := &http.Server{Handler: h.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+
+	pl, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		fmt.Fprintf(stderr, "edge: -http: %v\n", err)
+		return 1
+	}
+	al, err := net.Listen("tcp", o.adminAddr)
+	if err != nil {
+		pl.Close()
+		fmt.Fprintf(stderr, "edge: -admin: %v\n", err)
+		return 1
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- public.Serve(pl) }()
+	go func() { errc <- admin.Serve(al) }()
+	log.Info("edge serving", "http", pl.Addr().String(), "admin", al.Addr().String(), "version", buildVersion(), "sites", len(sites), "cache_dir", o.cacheDir)
+	if ready != nil {
+		ready(pl.Addr(), al.Addr())
+	}
+
+	status := 0
+	select {
+	case <-ctx.Done():
+		log.Info("edge shutting down", "timeout", o.shutdownTimeout.String())
+	case err := <-errc:
+		log.Error("edge listener failed", "err", err)
+		status = 1
+	}
+	h.Drain()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+	defer cancel()
+	if err := public.Shutdown(sctx); err != nil {
+		log.Warn("edge: in-flight requests cut off", "err", err)
+	}
+	_ = admin.Shutdown(sctx)
+	// Fills and derivations finish writing to disk before we exit.
+	_ = c.Close()
+	log.Info("edge stopped")
+	return status
+}
+
+// loadSites builds the sites from -config and -origin.
+func loadSites(ctx context.Context, o *options) ([]edge.Site, error) {
+	var def origin.Origin
+	var defRules []edge.Rule
+	if o.origin != "" {
+		var err error
+		if def, err = origin.Parse(ctx, o.origin); err != nil {
+			return nil, fmt.Errorf("-origin: %w", err)
+		}
+	} else {
+		sub, err := fs.Sub(demo, "demo")
+		if err != nil {
+			return nil, err
+		}
+		def, defRules = origin.NewFS(sub, "embed:demo"), demoRules
+	}
+	if o.config == "" {
+		return []edge.Site{{Origin: def, Rules: defRules, TTL: o.ttl, NegativeTTL: o.negativeTTL}}, nil
+	}
+	cfg, err := edge.LoadConfig(o.config)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Sites) == 0 {
+		return []edge.Site{{Origin: def, Rules: defRules, TTL: o.ttl, NegativeTTL: o.negativeTTL}}, nil
+	}
+	sites := make([]edge.Site, 0, len(cfg.Sites))
+	for i, sc := range cfg.Sites {
+		s := edge.Site{
+			Hosts:       sc.Hosts,
+			Origin:      def,
+			Index:       sc.Index,
+			TTL:         time.Duration(sc.TTL),
+			NegativeTTL: time.Duration(sc.NegativeTTL),
+			Rules:       sc.Rules,
+		}
+		if s.TTL == 0 {
+			s.TTL = o.ttl
+		}
+		if s.NegativeTTL == 0 {
+			s.NegativeTTL = o.negativeTTL
+		}
+		if sc.Origin != "" {
+			if s.Origin, err = origin.Parse(ctx, sc.Origin); err != nil {
+				return nil, fmt.Errorf("config %s: sites[%d].origin: %w", o.config, i, err)
+			}
+		}
+		sites = append(sites, s)
+	}
+	return sites, nil
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if rev != "" && dirty {
+			rev += "-dirty"
+		}
+		if rev != "" {
+			return rev
+		}
+		return bi.Main.Version
+	}
+	return "devel"
+}

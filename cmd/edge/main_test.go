@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBadInputExitsWithAMessage(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	unknownField := write("unknown.yaml", "sites:\n  - hosts: [a.example]\n    orign: dir:/tmp\n")
+	badPrefix := write("prefix.yaml", "sites:\n  - rules:\n      - prefix: widget/\n        ttl: 1h\n")
+	badTTL := write("ttl.yaml", "sites:\n  - ttl: forever\n")
+	dupHost := write("dup.yaml", "sites:\n  - hosts: [a.example]\n  - hosts: [A.example]\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string // substrings of stderr
+	}{
+		{"unknown origin scheme", []string{"-origin", "ftp://bucket"}, []string{"-origin", "unknown scheme"}},
+		{"missing dir origin", []string{"-origin", "dir:/does/not/exist"}, []string{"-origin", "/does/not/exist"}},
+		{"bad size", []string{"-mem", "lots"}, []string{"-mem", "lots"}},
+		{"bad disk size", []string{"-disk", "12XB"}, []string{"-disk"}},
+		{"mem too small", []string{"-mem", "10KiB"}, []string{"-mem", "at least"}},
+		{"unknown flag", []string{"-colour"}, []string{"colour"}},
+		{"stray argument", []string{"serve"}, []string{"unexpected arguments: serve"}},
+		{"missing config", []string{"-config", filepath.Join(dir, "nope.yaml")}, []string{"nope.yaml"}},
+		{"unknown config field", []string{"-config", unknownField}, []string{"unknown.yaml", "line 3", "orign"}},
+		{"bad rule prefix", []string{"-config", badPrefix}, []string{"prefix.yaml", "line 3", "sites[0].rules[0].prefix", "must start with /"}},
+		{"bad ttl", []string{"-config", badTTL}, []string{"ttl.yaml", "line 2", "forever"}},
+		{"duplicate host", []string{"-config", dupHost}, []string{"dup.yaml", "line 3", "sites[1].hosts[0]", "already"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"-cache-dir", t.TempDir(), "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, tc.args...)
+			code := run(context.Background(), args, &stdout, &stderr, func(net.Addr, net.Addr) {
+				t.Error("started serving")
+			})
+			if code == 0 {
+				t.Fatalf("exit status 0, want non-zero; stderr:\n%s", stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryFlag(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-h"}, &stdout, &stderr, nil); code != 0 {
+		t.Fatalf("-h: exit status %d", code)
+	}
+	for _, f := range []string{"-http", "-admin", "-origin", "-cache-dir", "-mem", "-disk", "-max-mem-object", "-config", "-access-log", "-ttl", "-negative-ttl", "-fetch-timeout", "-shutdown-timeout", "-version", "127.0.0.1:8080", "127.0.0.1:9080"} {
+		if !strings.Contains(stderr.String(), f) {
+			t.Errorf("-h output lacks %s", f)
+		}
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"-version"}, &stdout, &stderr, nil); code != 0 || !strings.HasPrefix(stdout.String(), "edge ") {
+		t.Fatalf("-version: exit %d, output %q", code, stdout.String())
+	}
+}
+
+// TestServesDemoSite runs the whole command on its embedded default, as
+// `make run` does, then stops it the way SIGTERM does.
+func TestServesDemoSite(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan [2]net.Addr, 1)
+	done := make(chan int, 1)
+	var stdout, stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"-cache-dir", t.TempDir(), "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-access-log"}, &stdout, &stderr,
+			func(h, a net.Addr) { addrs <- [2]net.Addr{h, a} })
+	}()
+	var a [2]net.Addr
+	select {
+	case a = <-addrs:
+	case code := <-done:
+		t.Fatalf("exited with %d before serving:\n%s", code, stderr.String())
+	}
+	base, admin := "http://"+a[0].String(), "http://"+a[1].String()
+
+	get := func(url string, hdr ...string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		// A transport that does not ask for gzip behind our back.
+		res, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, string(b)
+	}
+	if res, body := get(base + "/"); res.StatusCode != 200 || !strings.Contains(body, "/widget/v1/login.js") {
+		t.Fatalf("index: status %d", res.StatusCode)
+	}
+	res, _ := get(base+"/widget/v1/login.js", "Accept-Encoding", "br")
+	if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "br" || res.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Fatalf("widget: status %d encoding %q cache-control %q", res.StatusCode, res.Header.Get("Content-Encoding"), res.Header.Get("Cache-Control"))
+	}
+	for _, p := range []string{"/tenants/acme.json", "/logo.png", "/healthz"} {
+		if res, _ := get(base + p); res.StatusCode != 200 {
+			t.Fatalf("%s: status %d", p, res.StatusCode)
+		}
+	}
+	if res, body := get(admin + "/metrics"); res.StatusCode != 200 || !strings.Contains(body, `edge_derivations_total{encoding="br"} 1`) {
+		t.Fatalf("metrics: status %d\n%s", res.StatusCode, body)
+	}
+	if res, _ := get(base + "/metrics"); res.StatusCode != 404 {
+		t.Fatalf("/metrics on the public listener: status %d, want 404", res.StatusCode)
+	}
+
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit status %d after shutdown:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `"uri":"/widget/v1/login.js"`) {
+		t.Fatalf("access log lacks the widget request:\n%s", stdout.String())
+	}
+	if _, err := net.Dial("tcp", a[0].String()); err == nil {
+		t.Fatal("still listening after shutdown")
+	}
+}

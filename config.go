@@ -1,0 +1,224 @@
+package edge
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults for the freshness knobs a site may leave out.
+const (
+	DefaultTTL         = 5 * time.Minute
+	DefaultNegativeTTL = 10 * time.Second
+	DefaultIndex       = "index.html"
+)
+
+// Config is the optional YAML file (-config): the sites this edge serves
+// and their per-path rules. Unknown fields are errors.
+//
+//	sites:
+//	  - hosts: [cdn.example.com]
+//	    origin: s3://login-assets/prod?region=us-west-2
+//	    rules:
+//	      - prefix: /widget/v
+//	        cache_control: public, max-age=31536000, immutable
+//	        ttl: 24h
+//	      - prefix: /tenants/
+//	        cache_control: public, max-age=60
+//	        ttl: 60s
+type Config struct {
+	// Sites in the order they are matched. A site without hosts is the
+	// default: it answers every Host no other site names. At most one
+	// site may be the default.
+	Sites []SiteConfig `yaml:"sites"`
+}
+
+// SiteConfig is one site: the hosts it answers, its origin and rules.
+type SiteConfig struct {
+	// Hosts are the Host header values (without port, any case) the site
+	// answers. Empty means any host: the default site.
+	Hosts []string `yaml:"hosts"`
+	// Origin is where objects come from: s3://BUCKET[/PREFIX][?...] or
+	// dir:PATH. Empty means the -origin flag (or the bundled demo site).
+	Origin string `yaml:"origin"`
+	// Index is the object served for paths ending in "/". Default
+	// index.html.
+	Index string `yaml:"index"`
+	// TTL is how long an object stays fresh when neither its origin
+	// Cache-Control nor a rule says. Default 5m.
+	TTL Duration `yaml:"ttl"`
+	// NegativeTTL is how long a 404 from the origin is cached, so scans
+	// for missing paths do not reach S3. Default 10s.
+	NegativeTTL Duration `yaml:"negative_ttl"`
+	// Rules apply per path; the first whose prefix matches wins.
+	Rules []Rule `yaml:"rules"`
+}
+
+// Rule sets caching for paths under a prefix.
+type Rule struct {
+	// Prefix of the URL path (starting with "/") the rule applies to.
+	Prefix string `yaml:"prefix"`
+	// CacheControl is sent to browsers instead of the origin's.
+	CacheControl string `yaml:"cache_control"`
+	// TTL is the edge's freshness for these paths when the origin's
+	// Cache-Control sets none. Zero means the site's TTL.
+	TTL Duration `yaml:"ttl"`
+}
+
+// Duration is a time.Duration written as "90s", "5m", "24h" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML accepts Go duration strings.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (e.g. 90s, 5m, 24h)", n.Line, n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: duration %q is negative", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LoadConfig reads and validates the YAML file at path. Errors name the
+// file, the line and the field.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes and validates a config file's contents.
+func ParseConfig(data []byte) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return &cfg, nil // an empty file is an empty config
+		}
+		return nil, err
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	if err := cfg.validate(); err != nil {
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			if line := lineOf(&root, fe.path); line > 0 {
+				return nil, fmt.Errorf("line %d: %s: %s", line, fe.field(), fe.msg)
+			}
+			return nil, fmt.Errorf("%s: %s", fe.field(), fe.msg)
+		}
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// fieldError is a validation error at a path of keys and indexes.
+type fieldError struct {
+	path []any // string keys and int indexes
+	msg  string
+}
+
+func (e *fieldError) Error() string { return e.field() + ": " + e.msg }
+
+func (e *fieldError) field() string {
+	var b strings.Builder
+	for _, p := range e.path {
+		switch p := p.(type) {
+		case int:
+			b.WriteString("[" + strconv.Itoa(p) + "]")
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(p)
+		}
+	}
+	return b.String()
+}
+
+func fieldErr(msg string, path ...any) error { return &fieldError{path: path, msg: msg} }
+
+func (c *Config) validate() error {
+	defaults := 0
+	seen := map[string]int{}
+	for i, s := range c.Sites {
+		if len(s.Hosts) == 0 {
+			defaults++
+			if defaults > 1 {
+				return fieldErr("a second site without hosts: only one site may be the default", "sites", i, "hosts")
+			}
+		}
+		for j, h := range s.Hosts {
+			h = strings.ToLower(strings.TrimSpace(h))
+			if h == "" || strings.ContainsAny(h, ":/ ") {
+				return fieldErr(fmt.Sprintf("%q is not a host name (no port, scheme or path)", s.Hosts[j]), "sites", i, "hosts", j)
+			}
+			if k, dup := seen[h]; dup {
+				return fieldErr(fmt.Sprintf("host %q is already in sites[%d]", h, k), "sites", i, "hosts", j)
+			}
+			seen[h] = i
+		}
+		if s.Origin != "" && !strings.HasPrefix(s.Origin, "s3://") && !strings.HasPrefix(s.Origin, "dir:") {
+			return fieldErr(fmt.Sprintf("%q: want s3://BUCKET[/PREFIX] or dir:PATH", s.Origin), "sites", i, "origin")
+		}
+		if strings.Contains(s.Index, "/") {
+			return fieldErr(fmt.Sprintf("%q must be a file name without /", s.Index), "sites", i, "index")
+		}
+		for j, r := range s.Rules {
+			if !strings.HasPrefix(r.Prefix, "/") {
+				return fieldErr(fmt.Sprintf("%q must start with /", r.Prefix), "sites", i, "rules", j, "prefix")
+			}
+			if strings.ContainsAny(r.CacheControl, "\r\n") {
+				return fieldErr("must be one line", "sites", i, "rules", j, "cache_control")
+			}
+		}
+	}
+	return nil
+}
+
+// lineOf finds the line of the node at path in a decoded YAML document.
+func lineOf(n *yaml.Node, path []any) int {
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, p := range path {
+		switch p := p.(type) {
+		case string:
+			if n.Kind != yaml.MappingNode {
+				return n.Line
+			}
+			var next *yaml.Node
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					next = n.Content[i+1]
+				}
+			}
+			if next == nil {
+				return n.Line
+			}
+			n = next
+		case int:
+			if n.Kind != yaml.SequenceNode || p >= len(n.Content) {
+				return n.Line
+			}
+			n = n.Content[p]
+		}
+	}
+	return n.Line
+}

@@ -1,0 +1,514 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgecdn/edge/cache"
+	"github.com/edgecdn/edge/negotiate"
+	"github.com/edgecdn/edge/origin"
+)
+
+// maxURILen bounds the request target; longer ones get 414.
+const maxURILen = 8 << 10
+
+// DefaultFetchTimeout bounds one origin fetch, body included.
+const DefaultFetchTimeout = 30 * time.Second
+
+// Site is one site the Handler serves.
+type Site struct {
+	// Hosts the site answers (Host header without port, any case). Empty
+	// means the default site, which answers any other host.
+	Hosts []string
+	// Origin holds the site's objects.
+	Origin origin.Origin
+	// Index is the object served for paths ending in "/". Empty means
+	// DefaultIndex.
+	Index string
+	// TTL and NegativeTTL: see SiteConfig. Zero means the defaults.
+	TTL, NegativeTTL time.Duration
+	// Rules apply per path; the first matching prefix wins.
+	Rules []Rule
+}
+
+// site is a Site ready to serve.
+type site struct {
+	Site
+	keyPrefix string // the origin's name: keys of different origins never collide
+}
+
+// rule returns the first rule matching p, or nil.
+func (s *site) rule(p string) *Rule {
+	for i := range s.Rules {
+		if strings.HasPrefix(p, s.Rules[i].Prefix) {
+			return &s.Rules[i]
+		}
+	}
+	return nil
+}
+
+// Options configure a Handler.
+type Options struct {
+	Cache *cache.Cache
+	Sites []Site
+	// AccessLog, when set, gets one structured record per request.
+	AccessLog *slog.Logger
+	// FetchTimeout bounds one origin fetch. Zero means DefaultFetchTimeout.
+	FetchTimeout time.Duration
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler serves objects to browsers: route the Host to a site, clean
+// the path into a cache key, look the object up (memory, disk, else one
+// coalesced origin fetch), negotiate the content coding, derive that
+// variant once if it is not cached yet, and answer with http.ServeContent
+// semantics (conditional requests, Range, HEAD).
+type Handler struct {
+	hosts        map[string]*site
+	def          *site
+	cache        *cache.Cache
+	metrics      *metrics
+	accessLog    *slog.Logger
+	fetchTimeout time.Duration
+	now          func() time.Time
+	draining     chan struct{}
+}
+
+// NewHandler returns a Handler for opts.
+func NewHandler(opts Options) (*Handler, error) {
+	h := &Handler{
+		hosts:        map[string]*site{},
+		cache:        opts.Cache,
+		metrics:      newMetrics(opts.Cache),
+		accessLog:    opts.AccessLog,
+		fetchTimeout: opts.FetchTimeout,
+		now:          opts.Now,
+		draining:     make(chan struct{}),
+	}
+	if h.cache == nil {
+		return nil, errors.New("edge: no cache")
+	}
+	if h.fetchTimeout == 0 {
+		h.fetchTimeout = DefaultFetchTimeout
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	for i, s := range opts.Sites {
+		if s.Origin == nil {
+			return nil, fmt.Errorf("edge: site %d has no origin", i)
+		}
+		st := &site{Site: s, keyPrefix: s.Origin.String()}
+		if st.Index == "" {
+			st.Index = DefaultIndex
+		}
+		if st.TTL == 0 {
+			st.TTL = DefaultTTL
+		}
+		if st.NegativeTTL == 0 {
+			st.NegativeTTL = DefaultNegativeTTL
+		}
+		if len(s.Hosts) == 0 {
+			if h.def != nil {
+				return nil, errors.New("edge: more than one default site (a site without hosts)")
+			}
+			h.def = st
+		}
+		for _, host := range s.Hosts {
+			h.hosts[strings.ToLower(host)] = st
+		}
+	}
+	return h, nil
+}
+
+// route picks the site for a Host header value.
+func (h *Handler) route(host string) *site {
+	if len(h.hosts) == 0 {
+		return h.def
+	}
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	if s, ok := h.hosts[strings.ToLower(host)]; ok {
+		return s
+	}
+	return h.def
+}
+
+// ServeHTTP answers GET and HEAD for objects, and /healthz.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.accessLog != nil {
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		w = rec
+		defer func() { h.logAccess(r, rec, time.Since(start)) }()
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		h.reject(w, http.StatusMethodNotAllowed)
+		return
+	}
+	if len(r.RequestURI) > maxURILen {
+		h.reject(w, http.StatusRequestURITooLong)
+		return
+	}
+	if r.URL.Path == "/healthz" {
+		h.health(w)
+		return
+	}
+	s := h.route(r.Host)
+	if s == nil {
+		h.reject(w, http.StatusMisdirectedRequest)
+		return
+	}
+	p, ok := cleanPath(r.URL.Path)
+	if !ok {
+		h.reject(w, http.StatusBadRequest)
+		return
+	}
+	if p[len(p)-1] == '/' {
+		p += s.Index
+	}
+	if len(p) > maxKeyLen {
+		h.reject(w, http.StatusRequestURITooLong)
+		return
+	}
+	key := s.keyPrefix + p
+
+	obj := h.cache.Lookup(key)
+	res := resultHit
+	if obj == nil || !obj.Meta.Fresh(h.now()) {
+		var err error
+		obj, res, err = h.fill(r.Context(), s, key, p, obj)
+		if err != nil {
+			h.originFailed(w, err)
+			return
+		}
+	}
+	h.serve(w, r, s, p, obj, res)
+}
+
+// fill gets a fresh copy of key from the origin, coalesced with every
+// concurrent request for it. stale is the copy the cache holds, if any: it
+// makes the fetch conditional, and is served when the origin fails.
+func (h *Handler) fill(ctx context.Context, s *site, key, p string, stale *cache.Object) (*cache.Object, result, error) {
+	led := false
+	obj, _, err := h.cache.Fill(ctx, key, h.fetchTimeout, func(ctx context.Context) (*cache.Object, error) {
+		led = true
+		return h.fetch(ctx, s, key, p, stale)
+	})
+	switch {
+	case err != nil && stale != nil && stale.Meta.Status == http.StatusOK && ctx.Err() == nil:
+		return stale, resultStale, nil
+	case err != nil:
+		return nil, resultError, err
+	case obj.Meta.Transient:
+		return obj, resultPass, nil
+	case !led:
+		return obj, resultCollapsed, nil
+	case stale != nil && obj.Meta.Version == stale.Meta.Version:
+		return obj, resultRevalidated, nil
+	}
+	return obj, resultMiss, nil
+}
+
+// fetch asks the origin for p and caches what it answers. It runs once
+// per key at a time (see fill).
+func (h *Handler) fetch(ctx context.Context, s *site, key, p string, stale *cache.Object) (*cache.Object, error) {
+	now := h.now()
+	// A fill that finished just before this one began has the answer
+	// (groupcache's Group.load makes the same check).
+	if obj := h.cache.Lookup(key); obj != nil && obj.Meta.Fresh(now) {
+		return obj, nil
+	}
+	var cond origin.Conditions
+	if stale != nil && stale.Meta.Status == http.StatusOK && stale.Meta.ETag != "" {
+		cond.IfNoneMatch = stale.Meta.ETag
+	}
+	start := time.Now()
+	o, err := s.Origin.Get(ctx, p, cond)
+	h.metrics.originSecs.WithLabelValues(s.keyPrefix).Observe(time.Since(start).Seconds())
+	switch {
+	case err == nil:
+		h.metrics.originReqs.WithLabelValues(s.keyPrefix, "ok").Inc()
+	case errors.Is(err, origin.ErrNotModified) && stale != nil:
+		h.metrics.originReqs.WithLabelValues(s.keyPrefix, "not_modified").Inc()
+		return h.cache.Refresh(stale, now, now.Add(h.ttl(s, p, parseCacheControl(stale.Meta.CacheControl))))
+	case errors.Is(err, origin.ErrNotFound), errors.Is(err, origin.ErrForbidden):
+		status, label := http.StatusNotFound, "not_found"
+		if errors.Is(err, origin.ErrForbidden) {
+			status, label = http.StatusForbidden, "forbidden"
+		}
+		h.metrics.originReqs.WithLabelValues(s.keyPrefix, label).Inc()
+		// S3 answers 403 to everything when credentials break: that must
+		// not replace a good copy.
+		if status == http.StatusForbidden && stale != nil && stale.Meta.Status == http.StatusOK {
+			return nil, err
+		}
+		return h.cache.StoreNegative(key, cache.Meta{Status: status, Fetched: now, Expires: now.Add(s.NegativeTTL)})
+	default:
+		h.metrics.originReqs.WithLabelValues(s.keyPrefix, "error").Inc()
+		return nil, err
+	}
+	defer o.Body.Close()
+
+	cc := parseCacheControl(o.CacheControl)
+	ct := negotiate.ContentType(o.ContentType, p)
+	stored, known := negotiate.ParseContentEncoding(o.ContentEncoding)
+	meta := cache.Meta{
+		Status:       http.StatusOK,
+		ContentType:  ct,
+		Coding:       strings.ToLower(strings.TrimSpace(o.ContentEncoding)),
+		ETag:         o.ETag,
+		LastModified: o.LastModified,
+		CacheControl: o.CacheControl,
+		Fetched:      now,
+		Expires:      now.Add(h.ttl(s, p, cc)),
+		Compressible: known && negotiate.Compressible(ct, o.CacheControl, o.Size) && o.Size <= cache.DefaultMaxMemoryObject,
+	}
+	if known {
+		// The cache names variants by coding: "identity", "gzip", ...
+		meta.Coding = stored.String()
+	}
+	if cc.noStore {
+		return h.cache.Transient(key, meta, o.ETag, o.Body, o.Size)
+	}
+	return h.cache.Store(key, meta, o.ETag, o.Body, o.Size)
+}
+
+// ttl is the edge's freshness lifetime for p: the origin's s-maxage or
+// max-age (0 for no-cache), else the path rule's, else the site's.
+func (h *Handler) ttl(s *site, p string, cc directives) time.Duration {
+	switch {
+	case cc.noCache:
+		return 0
+	case cc.hasMaxAt:
+		return cc.maxAge
+	}
+	if r := s.rule(p); r != nil && r.TTL > 0 {
+		return time.Duration(r.TTL)
+	}
+	return s.TTL
+}
+
+var (
+	varyAcceptEncoding = []string{"Accept-Encoding"}
+	codingHeader       = [numCodings][]string{nil, {"gzip"}, {"zstd"}, {"br"}}
+)
+
+// serve answers r from obj.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *site, p string, obj *cache.Object, res result) {
+	hdr := w.Header()
+	now := h.now()
+	if obj.Meta.Status != http.StatusOK {
+		hdr["Cache-Status"] = []string{cacheStatus(res, obj, now)}
+		h.metrics.notFound.Inc()
+		hdr["Cache-Control"] = []string{"max-age=" + strconv.FormatInt(max(0, int64(obj.Meta.Expires.Sub(now)/time.Second)), 10)}
+		http.Error(w, http.StatusText(http.StatusNotFound), http.StatusNotFound)
+		return
+	}
+
+	stored, known := negotiate.ParseContentEncoding(obj.Meta.Coding)
+	var offered negotiate.Set
+	switch {
+	case !known || obj.Meta.Transient:
+		// Serve as stored: a coding we cannot decode, or a response we
+		// must not store variants of.
+	case obj.Meta.Compressible:
+		offered = negotiate.All
+	default:
+		offered = negotiate.SetOf(stored, negotiate.Identity)
+	}
+	coding := stored
+	if offered != 0 {
+		if _, ranged := r.Header["Range"]; ranged {
+			// Ranges address the plain bytes; a compressed variant's
+			// offsets would mean nothing to the client.
+			coding = negotiate.Identity
+		} else {
+			coding = negotiate.Choose(r.Header["Accept-Encoding"], offered)
+		}
+	}
+
+	v, err := h.variant(obj, known, stored, coding)
+	if err != nil {
+		// The stored body is gone (evicted, or its file corrupt): fetch it
+		// again once.
+		h.cache.Delete(obj.Key)
+		if obj, res, err = h.fill(r.Context(), s, obj.Key, p, nil); err != nil {
+			h.originFailed(w, err)
+			return
+		}
+		if v, err = h.variant(obj, known, stored, coding); err != nil {
+			h.originFailed(w, err)
+			return
+		}
+	}
+	body, closer, err := h.cache.Body(obj, v)
+	if err != nil {
+		h.originFailed(w, err)
+		return
+	}
+	defer closer.Close()
+
+	h.metrics.requests[res][coding].Inc()
+	hdr["Cache-Status"] = []string{cacheStatus(res, obj, now)}
+	hdr["Content-Type"] = []string{obj.Meta.ContentType}
+	if !known && obj.Meta.Coding != "" {
+		hdr["Content-Encoding"] = []string{obj.Meta.Coding}
+	} else if coding != negotiate.Identity {
+		hdr["Content-Encoding"] = codingHeader[coding]
+	}
+	if _, set := hdr["Content-Encoding"]; set {
+		// ServeContent leaves Content-Length out when Content-Encoding is
+		// set (for handlers that compress on the fly). Our variants are
+		// stored whole, so their length is known; 304s and errors drop
+		// this header again.
+		hdr["Content-Length"] = []string{strconv.FormatInt(v.Size, 10)}
+	}
+	if offered != 0 && offered != negotiate.SetOf(negotiate.Identity) || !known {
+		hdr["Vary"] = varyAcceptEncoding
+	}
+	if v.ETag != "" {
+		hdr["Etag"] = []string{v.ETag}
+	}
+	if rule := s.rule(p); rule != nil && rule.CacheControl != "" {
+		hdr["Cache-Control"] = []string{rule.CacheControl}
+	} else if obj.Meta.CacheControl != "" {
+		hdr["Cache-Control"] = []string{obj.Meta.CacheControl}
+	}
+	hdr["Age"] = []string{strconv.FormatInt(obj.Meta.Age(now), 10)}
+	http.ServeContent(w, r, "", obj.Meta.LastModified, body)
+}
+
+// variant returns obj's variant in coding, deriving it from the stored
+// variant the first time it is asked for. Objects in a coding we cannot
+// decode (known false), and transient ones, have only their stored body.
+func (h *Handler) variant(obj *cache.Object, known bool, stored, coding negotiate.Coding) (*cache.Variant, error) {
+	if !known || obj.Meta.Transient {
+		if v := h.cache.Variant(obj, obj.Meta.Coding); v != nil {
+			return v, nil
+		}
+		return nil, fmt.Errorf("edge: stored body of %q is not cached", obj.Key)
+	}
+	if v := h.cache.Variant(obj, coding.String()); v != nil {
+		return v, nil
+	}
+	from := h.cache.Variant(obj, stored.String())
+	if from == nil {
+		return nil, fmt.Errorf("edge: stored body of %q is not cached", obj.Key)
+	}
+	if coding == stored {
+		return from, nil
+	}
+	etag := ""
+	if obj.Meta.ETag != "" {
+		etag = negotiate.VariantETag(obj.Meta.ETag, stored, coding)
+	}
+	return h.cache.Derive(obj, from, coding.String(), etag, func(dst io.Writer, src io.Reader) error {
+		h.metrics.derivations[coding].Inc()
+		return negotiate.Transcode(dst, src, stored, coding)
+	})
+}
+
+// cacheStatus renders the Cache-Status field (RFC 9211) for a response.
+func cacheStatus(res result, obj *cache.Object, now time.Time) string {
+	ttl := strconv.FormatInt(int64(obj.Meta.Expires.Sub(now)/time.Second), 10)
+	switch res {
+	case resultHit:
+		return "edge; hit; ttl=" + ttl
+	case resultCollapsed:
+		return "edge; fwd=miss; collapsed; stored"
+	case resultRevalidated:
+		return "edge; fwd=stale; fwd-status=304; ttl=" + ttl
+	case resultStale:
+		return "edge; fwd=stale; ttl=" + ttl + "; detail=stale-if-error"
+	case resultPass:
+		return "edge; fwd=miss; detail=no-store"
+	}
+	return "edge; fwd=miss; stored; ttl=" + ttl
+}
+
+// originFailed answers a request that has no usable copy and whose origin
+// fetch failed: 504 when it timed out, else 502. The error stays in the
+// logs: clients learn nothing of the inside.
+func (h *Handler) originFailed(w http.ResponseWriter, err error) {
+	status := http.StatusBadGateway
+	if errors.Is(err, context.DeadlineExceeded) {
+		status = http.StatusGatewayTimeout
+	}
+	h.metrics.requests[resultError][negotiate.Identity].Inc()
+	w.Header()["Cache-Status"] = []string{"edge; fwd=miss; detail=origin-error"}
+	w.Header()["Cache-Control"] = []string{"no-store"}
+	http.Error(w, http.StatusText(status), status)
+}
+
+// reject answers a request refused before the cache.
+func (h *Handler) reject(w http.ResponseWriter, status int) {
+	h.metrics.rejected.WithLabelValues(strconv.Itoa(status)).Inc()
+	http.Error(w, http.StatusText(status), status)
+}
+
+// health answers /healthz: 200 while serving, 503 once draining so load
+// balancers take the edge out before it stops.
+func (h *Handler) health(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	select {
+	case <-h.draining:
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+	default:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	}
+}
+
+// Drain makes /healthz answer 503 from now on, ahead of a shutdown.
+func (h *Handler) Drain() {
+	select {
+	case <-h.draining:
+	default:
+		close(h.draining)
+	}
+}
+
+// recorder notes a response's status and size for the access log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
+
+func (r *recorder) Write(b []byte) (int, error) {
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (h *Handler) logAccess(r *http.Request, rec *recorder, d time.Duration) {
+	h.accessLog.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("remote", r.RemoteAddr),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("uri", r.RequestURI),
+		slog.String("proto", r.Proto),
+		slog.Int("status", rec.status),
+		slog.Int64("bytes", rec.bytes),
+		slog.String("encoding", rec.Header().Get("Content-Encoding")),
+		slog.String("cache", rec.Header().Get("Cache-Status")),
+		slog.Duration("duration", d),
+		slog.String("user_agent", r.UserAgent()),
+	)
+}

@@ -1,0 +1,94 @@
+package edge
+
+import (
+	"github.com/edgecdn/edge/cache"
+	"github.com/edgecdn/edge/negotiate"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// result is how a request was answered, for metrics and Cache-Status.
+type result uint8
+
+const (
+	resultHit         result = iota // fresh copy from cache
+	resultMiss                      // fetched from the origin
+	resultCollapsed                 // waited on another request's fetch
+	resultRevalidated               // stale copy confirmed by the origin (304)
+	resultStale                     // stale copy served: the origin failed
+	resultPass                      // origin forbids caching (no-store, private)
+	resultError                     // no copy and the origin failed
+	numResults
+)
+
+var resultNames = [numResults]string{"hit", "miss", "collapsed", "revalidated", "stale", "pass", "error"}
+
+const numCodings = int(negotiate.Brotli) + 1
+
+// metrics are the edge's Prometheus metrics. Counters on the request path
+// are resolved once here, so a request only does atomic adds: no label
+// lookups, no locks.
+type metrics struct {
+	reg         *prometheus.Registry
+	requests    [numResults][numCodings]prometheus.Counter
+	notFound    prometheus.Counter
+	rejected    *prometheus.CounterVec
+	derivations [numCodings]prometheus.Counter
+	originReqs  *prometheus.CounterVec
+	originSecs  *prometheus.HistogramVec
+}
+
+func newMetrics(c *cache.Cache) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edge_requests_total",
+		Help: "Object requests answered, by cache result (hit, miss, collapsed, revalidated, stale, pass, error) and content coding served.",
+	}, []string{"cache", "encoding"})
+	m.notFound = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "edge_not_found_total",
+		Help: "Requests answered 404 (from a cached or fresh negative answer).",
+	})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edge_rejected_requests_total",
+		Help: "Requests refused before reaching the cache, by status (400, 405, 414).",
+	}, []string{"status"})
+	derivations := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edge_derivations_total",
+		Help: "Variants computed (compressed or decompressed) from a stored object, by the coding produced. Each object version is transcoded once per coding; cache hits never add to this.",
+	}, []string{"encoding"})
+	m.originReqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edge_origin_requests_total",
+		Help: "Requests to origins, by origin and result (ok, not_modified, not_found, forbidden, error).",
+	}, []string{"origin", "result"})
+	m.originSecs = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "edge_origin_request_seconds",
+		Help:    "Time to the origin's response headers.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"origin"})
+	for r := range numResults {
+		for c := range numCodings {
+			m.requests[r][c] = requests.WithLabelValues(resultNames[r], negotiate.Coding(c).String())
+		}
+	}
+	for c := range numCodings {
+		m.derivations[c] = derivations.WithLabelValues(negotiate.Coding(c).String())
+	}
+	m.reg.MustRegister(requests, m.notFound, m.rejected, derivations, m.originReqs, m.originSecs)
+
+	gauge := func(name, help string, f func(cache.Stats) float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(c.Stats()) }))
+	}
+	counter := func(name, help string, f func(cache.Stats) float64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(c.Stats()) }))
+	}
+	gauge("edge_cache_memory_bytes", "Bytes held by the memory tier.", func(s cache.Stats) float64 { return float64(s.MemoryBytes) })
+	gauge("edge_cache_disk_bytes", "Bytes held by the disk tier.", func(s cache.Stats) float64 { return float64(s.Disk.Bytes) })
+	gauge("edge_cache_disk_entries", "Files in the disk tier (object records and variants).", func(s cache.Stats) float64 { return float64(s.Disk.Entries) })
+	counter("edge_cache_memory_evictions_total", "Objects evicted from the memory tier.", func(s cache.Stats) float64 { return float64(s.MemoryEvicted) })
+	counter("edge_cache_disk_evictions_total", "Files evicted from the disk tier.", func(s cache.Stats) float64 { return float64(s.Disk.Evictions) })
+	counter("edge_cache_disk_corrupt_total", "Disk files that failed their checksum and were dropped.", func(s cache.Stats) float64 { return float64(s.Disk.Corrupt) })
+	counter("edge_cache_memory_hits_total", "Lookups answered by the memory tier.", func(s cache.Stats) float64 { return float64(s.MemoryHits) })
+	counter("edge_cache_disk_hits_total", "Lookups answered by the disk tier (then promoted to memory).", func(s cache.Stats) float64 { return float64(s.DiskHits) })
+	return m
+}
