@@ -50,17 +50,3 @@ func parseCacheControl(v string) directives {
 	}
 	return d
 }
-
-// hasToken reports whether the comma-separated list v holds token, in
-// any case.
-func hasToken(v, token string) bool {
-	for v != "" {
-		var part string
-		part, v, _ = strings.Cut(v, ",")
-		name, _, _ := strings.Cut(part, "=")
-		if strings.EqualFold(strings.TrimSpace(name), token) {
-			return true
-		}
-	}
-	return false
-}

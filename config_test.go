@@ -1,0 +1,74 @@
+package edge
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+sites:
+  - hosts: [cdn.example.com]
+    origin: s3://assets/prod?region=us-west-2
+    ttl: 2m
+    rules:
+      - prefix: /widget/v
+        cache_control: public, max-age=31536000, immutable
+        ttl: 24h
+  - negative_ttl: 3s
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sites) != 2 || cfg.Sites[0].TTL != Duration(2*time.Minute) || cfg.Sites[0].Rules[0].TTL != Duration(24*time.Hour) || cfg.Sites[1].NegativeTTL != Duration(3*time.Second) {
+		t.Fatalf("decoded %+v", cfg)
+	}
+	if cfg, err := ParseConfig(nil); err != nil || len(cfg.Sites) != 0 {
+		t.Fatalf("empty file: %v %+v", err, cfg)
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown field", "sites:\n  - hosts: [a]\n    ttls: 1m\n", "line 3: field ttls not found"},
+		{"bad duration", "sites:\n  - ttl: 5 minutes\n", "line 2"},
+		{"negative duration", "sites:\n  - ttl: -5m\n", "negative"},
+		{"two defaults", "sites:\n  - ttl: 1m\n  - ttl: 2m\n", "line 3: sites[1].hosts"},
+		{"duplicate host", "sites:\n  - hosts: [a, b]\n  - hosts: [B]\n", "sites[1].hosts[0]: host \"b\" is already in sites[0]"},
+		{"host with port", "sites:\n  - hosts: [a:443]\n", "sites[0].hosts[0]"},
+		{"bad origin", "sites:\n  - origin: http://x\n", "line 2: sites[0].origin"},
+		{"index with slash", "sites:\n  - index: a/b.html\n", "sites[0].index"},
+		{"relative prefix", "sites:\n  - rules:\n    - prefix: w/\n", "line 3: sites[0].rules[0].prefix"},
+		{"header injection", "sites:\n  - rules:\n    - prefix: /w\n      cache_control: \"a\\r\\nSet-Cookie: x\"\n", "cache_control: must be one line"},
+		{"not yaml", "sites: [", "yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseCacheControl(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want directives
+	}{
+		{"", directives{}},
+		{"max-age=60", directives{maxAge: time.Minute, hasMaxAt: true}},
+		{"MAX-AGE = 60", directives{maxAge: time.Minute, hasMaxAt: true}},
+		{`max-age="60"`, directives{maxAge: time.Minute, hasMaxAt: true}},
+		{"s-maxage=10, max-age=60", directives{maxAge: 10 * time.Second, hasMaxAt: true}},
+		{"max-age=60, s-maxage=10", directives{maxAge: 10 * time.Second, hasMaxAt: true}},
+		{"max-age=-1", directives{}},
+		{"max-age=1e3", directives{}},
+		{"no-store", directives{noStore: true}},
+		{"private, max-age=5", directives{noStore: true, maxAge: 5 * time.Second, hasMaxAt: true}},
+		{"no-cache", directives{noCache: true}},
+		{"public, max-age=99999999999999999999", directives{}},
+	} {
+		if got := parseCacheControl(tc.in); got != tc.want {
+			t.Errorf("%q: %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
