@@ -15,9 +15,11 @@ import (
 
 // Defaults for the freshness knobs a site may leave out.
 const (
-	DefaultTTL         = 5 * time.Minute
-	DefaultNegativeTTL = 10 * time.Second
-	DefaultIndex       = "index.html"
+	DefaultTTL                  = 5 * time.Minute
+	DefaultNegativeTTL          = 10 * time.Second
+	DefaultStaleWhileRevalidate = time.Minute
+	DefaultStaleIfError         = 24 * time.Hour
+	DefaultIndex                = "index.html"
 )
 
 // Config is the optional YAML file (-config): the sites this edge serves
@@ -57,6 +59,19 @@ type SiteConfig struct {
 	// NegativeTTL is how long a 404 from the origin is cached, so scans
 	// for missing paths do not reach S3. Default 10s.
 	NegativeTTL Duration `yaml:"negative_ttl"`
+	// StaleWhileRevalidate is how long after expiry a copy is still
+	// served at once while one background request revalidates it, when
+	// the origin's Cache-Control has no stale-while-revalidate. Default 1m.
+	StaleWhileRevalidate Duration `yaml:"stale_while_revalidate"`
+	// StaleIfError is how long after expiry a copy is served when the
+	// origin fails, when the origin's Cache-Control has no stale-if-error.
+	// Default 24h.
+	StaleIfError Duration `yaml:"stale_if_error"`
+	// MustServe lists paths this site must be able to serve (the current
+	// widget, a tenant config): /healthz fails while any of them has no
+	// usable copy, so DNS and load balancers take the edge out. The edge
+	// keeps them cached and fresh in the background.
+	MustServe []string `yaml:"must_serve"`
 	// Rules apply per path; the first whose prefix matches wins.
 	Rules []Rule `yaml:"rules"`
 }
@@ -70,6 +85,10 @@ type Rule struct {
 	// TTL is the edge's freshness for these paths when the origin's
 	// Cache-Control sets none. Zero means the site's TTL.
 	TTL Duration `yaml:"ttl"`
+	// StaleWhileRevalidate and StaleIfError override the site's for
+	// these paths when the origin sets none. Zero means the site's.
+	StaleWhileRevalidate Duration `yaml:"stale_while_revalidate"`
+	StaleIfError         Duration `yaml:"stale_if_error"`
 }
 
 // Duration is a time.Duration written as "90s", "5m", "24h" in YAML.
@@ -179,6 +198,11 @@ func (c *Config) validate() error {
 		}
 		if strings.Contains(s.Index, "/") {
 			return fieldErr(fmt.Sprintf("%q must be a file name without /", s.Index), "sites", i, "index")
+		}
+		for j, p := range s.MustServe {
+			if _, ok := cleanPath(p); !ok {
+				return fieldErr(fmt.Sprintf("%q is not a clean path starting with /", p), "sites", i, "must_serve", j)
+			}
 		}
 		for j, r := range s.Rules {
 			if !strings.HasPrefix(r.Prefix, "/") {

@@ -13,6 +13,9 @@ type directives struct {
 	noCache  bool // cache, but revalidate before every use
 	maxAge   time.Duration
 	hasMaxAt bool // max-age or s-maxage present
+	// RFC 5861 extensions; has* tell an explicit 0 from absence.
+	swr, sie       time.Duration
+	hasSWR, hasSIE bool
 }
 
 // parseCacheControl reads the directives of a Cache-Control field value.
@@ -34,19 +37,28 @@ func parseCacheControl(v string) directives {
 		case "no-cache":
 			d.noCache = true
 		case "s-maxage", "max-age":
-			n, err := strconv.ParseInt(arg, 10, 64)
-			if err != nil || n < 0 {
+			v, ok := seconds(arg)
+			if !ok || name == "max-age" && sharedSet {
 				continue
 			}
-			if name == "max-age" && sharedSet {
-				continue
-			}
-			if n > int64(100*365*24*time.Hour/time.Second) {
-				n = int64(100 * 365 * 24 * time.Hour / time.Second)
-			}
-			d.maxAge, d.hasMaxAt = time.Duration(n)*time.Second, true
+			d.maxAge, d.hasMaxAt = v, true
 			sharedSet = sharedSet || name == "s-maxage"
+		case "stale-while-revalidate":
+			d.swr, d.hasSWR = seconds(arg)
+		case "stale-if-error":
+			d.sie, d.hasSIE = seconds(arg)
 		}
 	}
 	return d
+}
+
+// seconds parses a delta-seconds value (RFC 9111 §1.2.2), capped at a
+// century so that arithmetic on it cannot overflow.
+func seconds(arg string) (time.Duration, bool) {
+	n, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	const century = int64(100 * 365 * 24 * time.Hour / time.Second)
+	return time.Duration(min(n, century)) * time.Second, true
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgecdn/edge/cache"
@@ -32,8 +33,11 @@ type Site struct {
 	// Index is the object served for paths ending in "/". Empty means
 	// DefaultIndex.
 	Index string
-	// TTL and NegativeTTL: see SiteConfig. Zero means the defaults.
-	TTL, NegativeTTL time.Duration
+	// TTL, NegativeTTL, StaleWhileRevalidate, StaleIfError: see
+	// SiteConfig. Zero means the defaults.
+	TTL, NegativeTTL, StaleWhileRevalidate, StaleIfError time.Duration
+	// MustServe: see SiteConfig.
+	MustServe []string
 	// Rules apply per path; the first matching prefix wins.
 	Rules []Rule
 }
@@ -41,8 +45,13 @@ type Site struct {
 // site is a Site ready to serve.
 type site struct {
 	Site
-	keyPrefix string // the origin's name: keys of different origins never collide
+	keyPrefix string      // the origin's name: keys of different origins never collide
+	allDown   func() bool // every origin of the site is known down (circuits open)
 }
+
+// downReporter is an Origin that knows when all of its origins are down
+// (origin.Failover).
+type downReporter interface{ AllDown() bool }
 
 // rule returns the first rule matching p, or nil.
 func (s *site) rule(p string) *Rule {
@@ -62,6 +71,11 @@ type Options struct {
 	AccessLog *slog.Logger
 	// FetchTimeout bounds one origin fetch. Zero means DefaultFetchTimeout.
 	FetchTimeout time.Duration
+	// MissConcurrency bounds the requests one client (an IPv4 address or
+	// an IPv6 /64) may have waiting on the origin at once; more get 429.
+	// Hits are never limited. Zero means DefaultMissConcurrency; negative
+	// means no limit.
+	MissConcurrency int
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 }
@@ -80,6 +94,13 @@ type Handler struct {
 	fetchTimeout time.Duration
 	now          func() time.Time
 	draining     chan struct{}
+	misses       *missLimiter
+	sites        []*site
+	revalidating sync.Map // key → struct{}: background revalidations in flight
+
+	// revalidated, when set (by tests), is called after each background
+	// revalidation.
+	revalidated func(key string)
 }
 
 // NewHandler returns a Handler for opts.
@@ -92,6 +113,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		fetchTimeout: opts.FetchTimeout,
 		now:          opts.Now,
 		draining:     make(chan struct{}),
+		misses:       newMissLimiter(opts.MissConcurrency),
 	}
 	if h.cache == nil {
 		return nil, errors.New("edge: no cache")
@@ -106,9 +128,18 @@ func NewHandler(opts Options) (*Handler, error) {
 		if s.Origin == nil {
 			return nil, fmt.Errorf("edge: site %d has no origin", i)
 		}
-		st := &site{Site: s, keyPrefix: s.Origin.String()}
+		st := &site{Site: s, keyPrefix: s.Origin.String(), allDown: func() bool { return false }}
+		if d, ok := s.Origin.(downReporter); ok {
+			st.allDown = d.AllDown
+		}
 		if st.Index == "" {
 			st.Index = DefaultIndex
+		}
+		if st.StaleWhileRevalidate == 0 {
+			st.StaleWhileRevalidate = DefaultStaleWhileRevalidate
+		}
+		if st.StaleIfError == 0 {
+			st.StaleIfError = DefaultStaleIfError
 		}
 		if st.TTL == 0 {
 			st.TTL = DefaultTTL
@@ -125,6 +156,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		for _, host := range s.Hosts {
 			h.hosts[strings.ToLower(host)] = st
 		}
+		h.sites = append(h.sites, st)
 	}
 	return h, nil
 }
@@ -185,9 +217,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	obj := h.cache.Lookup(key)
 	res := resultHit
-	if obj == nil || !obj.Meta.Fresh(h.now()) {
+	now := h.now()
+	switch {
+	case obj != nil && obj.Meta.Fresh(now):
+	case obj != nil && obj.Meta.Revalidating(now):
+		// Answer at once; one background request refreshes the copy.
+		res = resultRevalidating
+		h.revalidate(s, key, p, obj)
+	case obj != nil && obj.Meta.Usable(now) && s.allDown():
+		// Every origin is known down: do not make the client wait for a
+		// timeout to learn what we already know.
+		res = resultStale
+	default:
 		var err error
-		obj, res, err = h.fill(r.Context(), s, key, p, obj)
+		obj, res, err = h.fill(r.Context(), r.RemoteAddr, s, key, p, obj)
+		if errors.Is(err, errTooManyMisses) {
+			w.Header().Set("Retry-After", "1")
+			h.reject(w, http.StatusTooManyRequests)
+			return
+		}
 		if err != nil {
 			h.originFailed(w, err)
 			return
@@ -196,17 +244,40 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(w, r, s, p, obj, res)
 }
 
+// errTooManyMisses: the client already has its share of requests
+// waiting on the origin.
+var errTooManyMisses = errors.New("edge: too many concurrent misses from one client")
+
 // fill gets a fresh copy of key from the origin, coalesced with every
 // concurrent request for it. stale is the copy the cache holds, if any: it
 // makes the fetch conditional, and is served when the origin fails.
-func (h *Handler) fill(ctx context.Context, s *site, key, p string, stale *cache.Object) (*cache.Object, result, error) {
+//
+// client (the request's RemoteAddr; "" for the edge's own background
+// work) is charged against the miss limiter only when its request starts
+// a fetch: requests that join a fetch in flight cost the origin nothing.
+func (h *Handler) fill(ctx context.Context, client string, s *site, key, p string, stale *cache.Object) (*cache.Object, result, error) {
 	led := false
-	obj, _, err := h.cache.Fill(ctx, key, h.fetchTimeout, func(ctx context.Context) (*cache.Object, error) {
+	fetch := func(ctx context.Context) (*cache.Object, error) {
 		led = true
+		if client != "" {
+			release, ok := h.misses.acquire(client)
+			if !ok {
+				return nil, errTooManyMisses
+			}
+			defer release()
+		}
 		return h.fetch(ctx, s, key, p, stale)
-	})
+	}
+	obj, _, err := h.cache.Fill(ctx, key, h.fetchTimeout, fetch)
+	if errors.Is(err, errTooManyMisses) && !led {
+		// The fetch we joined was refused for its leader's client, not
+		// ours: lead one of our own.
+		obj, _, err = h.cache.Fill(ctx, key, h.fetchTimeout, fetch)
+	}
 	switch {
-	case err != nil && stale != nil && stale.Meta.Status == http.StatusOK && ctx.Err() == nil:
+	case errors.Is(err, errTooManyMisses):
+		return nil, resultError, err
+	case err != nil && stale != nil && stale.Meta.Usable(h.now()) && ctx.Err() == nil:
 		return stale, resultStale, nil
 	case err != nil:
 		return nil, resultError, err
@@ -218,6 +289,21 @@ func (h *Handler) fill(ctx context.Context, s *site, key, p string, stale *cache
 		return obj, resultRevalidated, nil
 	}
 	return obj, resultMiss, nil
+}
+
+// revalidate refreshes stale in the background, at most once at a time
+// per key however many requests see it stale.
+func (h *Handler) revalidate(s *site, key, p string, stale *cache.Object) {
+	if _, busy := h.revalidating.LoadOrStore(key, struct{}{}); busy {
+		return
+	}
+	go func() {
+		defer h.revalidating.Delete(key)
+		_, _, _ = h.fill(context.Background(), "", s, key, p, stale)
+		if h.revalidated != nil {
+			h.revalidated(key)
+		}
+	}()
 }
 
 // fetch asks the origin for p and caches what it answers. It runs once
@@ -241,19 +327,22 @@ func (h *Handler) fetch(ctx context.Context, s *site, key, p string, stale *cach
 		h.metrics.originReqs.WithLabelValues(s.keyPrefix, "ok").Inc()
 	case errors.Is(err, origin.ErrNotModified) && stale != nil:
 		h.metrics.originReqs.WithLabelValues(s.keyPrefix, "not_modified").Inc()
-		return h.cache.Refresh(stale, now, now.Add(h.ttl(s, p, parseCacheControl(stale.Meta.CacheControl))))
+		f := h.freshness(s, p, parseCacheControl(stale.Meta.CacheControl))
+		return h.cache.Refresh(stale, now, now.Add(f.ttl), f.swr, f.sie)
 	case errors.Is(err, origin.ErrNotFound), errors.Is(err, origin.ErrForbidden):
 		status, label := http.StatusNotFound, "not_found"
 		if errors.Is(err, origin.ErrForbidden) {
 			status, label = http.StatusForbidden, "forbidden"
 		}
 		h.metrics.originReqs.WithLabelValues(s.keyPrefix, label).Inc()
-		// S3 answers 403 to everything when credentials break: that must
-		// not replace a good copy.
-		if status == http.StatusForbidden && stale != nil && stale.Meta.Status == http.StatusOK {
+		// S3 answers 403 to everything when credentials break, and a
+		// misconfigured replica or prefix answers 404: neither may wipe a
+		// good copy. A usable copy keeps being served (stale-if-error);
+		// objects are removed on purpose by purging them.
+		if stale != nil && stale.Meta.Status == http.StatusOK && stale.Meta.Usable(now) {
 			return nil, err
 		}
-		return h.cache.StoreNegative(key, cache.Meta{Status: status, Fetched: now, Expires: now.Add(s.NegativeTTL)})
+		return h.cache.StoreNegative(key, cache.Meta{Status: status, Fetched: now, Expires: now.Add(s.NegativeTTL), StaleIfError: s.StaleIfError})
 	default:
 		h.metrics.originReqs.WithLabelValues(s.keyPrefix, "error").Inc()
 		return nil, err
@@ -261,18 +350,21 @@ func (h *Handler) fetch(ctx context.Context, s *site, key, p string, stale *cach
 	defer o.Body.Close()
 
 	cc := parseCacheControl(o.CacheControl)
+	f := h.freshness(s, p, cc)
 	ct := negotiate.ContentType(o.ContentType, p)
 	stored, known := negotiate.ParseContentEncoding(o.ContentEncoding)
 	meta := cache.Meta{
-		Status:       http.StatusOK,
-		ContentType:  ct,
-		Coding:       strings.ToLower(strings.TrimSpace(o.ContentEncoding)),
-		ETag:         o.ETag,
-		LastModified: o.LastModified,
-		CacheControl: o.CacheControl,
-		Fetched:      now,
-		Expires:      now.Add(h.ttl(s, p, cc)),
-		Compressible: known && negotiate.Compressible(ct, o.CacheControl, o.Size) && o.Size <= cache.DefaultMaxMemoryObject,
+		Status:               http.StatusOK,
+		ContentType:          ct,
+		Coding:               strings.ToLower(strings.TrimSpace(o.ContentEncoding)),
+		ETag:                 o.ETag,
+		LastModified:         o.LastModified,
+		CacheControl:         o.CacheControl,
+		Fetched:              now,
+		Expires:              now.Add(f.ttl),
+		StaleWhileRevalidate: f.swr,
+		StaleIfError:         f.sie,
+		Compressible:         known && negotiate.Compressible(ct, o.CacheControl, o.Size) && o.Size <= cache.DefaultMaxMemoryObject,
 	}
 	if known {
 		// The cache names variants by coding: "identity", "gzip", ...
@@ -284,19 +376,39 @@ func (h *Handler) fetch(ctx context.Context, s *site, key, p string, stale *cach
 	return h.cache.Store(key, meta, o.ETag, o.Body, o.Size)
 }
 
-// ttl is the edge's freshness lifetime for p: the origin's s-maxage or
-// max-age (0 for no-cache), else the path rule's, else the site's.
-func (h *Handler) ttl(s *site, p string, cc directives) time.Duration {
+// freshness is an object's lifetime and stale windows at the edge.
+type freshness struct{ ttl, swr, sie time.Duration }
+
+// freshness decides p's lifetime: the origin's s-maxage or max-age (0
+// for no-cache), else the path rule's ttl, else the site's; the stale
+// windows likewise from the origin's stale-while-revalidate and
+// stale-if-error, else the rule's, else the site's.
+func (h *Handler) freshness(s *site, p string, cc directives) freshness {
+	f := freshness{ttl: s.TTL, swr: s.StaleWhileRevalidate, sie: s.StaleIfError}
+	if r := s.rule(p); r != nil {
+		if r.TTL > 0 {
+			f.ttl = time.Duration(r.TTL)
+		}
+		if r.StaleWhileRevalidate > 0 {
+			f.swr = time.Duration(r.StaleWhileRevalidate)
+		}
+		if r.StaleIfError > 0 {
+			f.sie = time.Duration(r.StaleIfError)
+		}
+	}
 	switch {
 	case cc.noCache:
-		return 0
+		f.ttl, f.swr = 0, 0 // revalidate before every use
 	case cc.hasMaxAt:
-		return cc.maxAge
+		f.ttl = cc.maxAge
 	}
-	if r := s.rule(p); r != nil && r.TTL > 0 {
-		return time.Duration(r.TTL)
+	if cc.hasSWR && !cc.noCache {
+		f.swr = cc.swr
 	}
-	return s.TTL
+	if cc.hasSIE {
+		f.sie = cc.sie
+	}
+	return f
 }
 
 var (
@@ -343,7 +455,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *site, p strin
 		// The stored body is gone (evicted, or its file corrupt): fetch it
 		// again once.
 		h.cache.Delete(obj.Key)
-		if obj, res, err = h.fill(r.Context(), s, obj.Key, p, nil); err != nil {
+		if obj, res, err = h.fill(r.Context(), r.RemoteAddr, s, obj.Key, p, nil); err != nil {
 			h.originFailed(w, err)
 			return
 		}
@@ -431,6 +543,8 @@ func cacheStatus(res result, obj *cache.Object, now time.Time) string {
 		return "edge; fwd=stale; fwd-status=304; ttl=" + ttl
 	case resultStale:
 		return "edge; fwd=stale; ttl=" + ttl + "; detail=stale-if-error"
+	case resultRevalidating:
+		return "edge; hit; ttl=" + ttl + "; detail=stale-while-revalidate"
 	case resultPass:
 		return "edge; fwd=miss; detail=no-store"
 	}

@@ -28,6 +28,7 @@ type memOrigin struct {
 	gets    atomic.Int64
 	gate    chan struct{} // when non-nil, Get waits for it to close
 	entered chan struct{} // when non-nil, closed by the first Get
+	arrived chan struct{} // when non-nil, gets a value per Get
 	once    sync.Once
 	down    atomic.Bool // when set, Get fails like an unreachable origin
 }
@@ -55,6 +56,9 @@ func (o *memOrigin) Get(ctx context.Context, key string, cond origin.Conditions)
 	o.gets.Add(1)
 	if o.entered != nil {
 		o.once.Do(func() { close(o.entered) })
+	}
+	if o.arrived != nil {
+		o.arrived <- struct{}{}
 	}
 	if g := o.gate; g != nil {
 		select {
@@ -100,6 +104,12 @@ func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
 }
 
 func (c *clock) Advance(d time.Duration) {

@@ -16,12 +16,13 @@ const (
 	resultCollapsed                 // waited on another request's fetch
 	resultRevalidated               // stale copy confirmed by the origin (304)
 	resultStale                     // stale copy served: the origin failed
+	resultRevalidating              // stale copy served while a background request revalidates it
 	resultPass                      // origin forbids caching (no-store, private)
 	resultError                     // no copy and the origin failed
 	numResults
 )
 
-var resultNames = [numResults]string{"hit", "miss", "collapsed", "revalidated", "stale", "pass", "error"}
+var resultNames = [numResults]string{"hit", "miss", "collapsed", "revalidated", "stale", "stale_while_revalidate", "pass", "error"}
 
 const numCodings = int(negotiate.Brotli) + 1
 
@@ -43,7 +44,7 @@ func newMetrics(c *cache.Cache) *metrics {
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edge_requests_total",
-		Help: "Object requests answered, by cache result (hit, miss, collapsed, revalidated, stale, pass, error) and content coding served.",
+		Help: "Object requests answered, by cache result (hit, miss, collapsed, revalidated, stale, stale_while_revalidate, pass, error) and content coding served.",
 	}, []string{"cache", "encoding"})
 	m.notFound = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "edge_not_found_total",

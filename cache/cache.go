@@ -128,6 +128,12 @@ type Meta struct {
 	Size         int64     `json:"size"`                   // stored body length
 	Fetched      time.Time `json:"fetched"`                // when the origin last gave or confirmed this version
 	Expires      time.Time `json:"expires"`                // end of freshness
+	// StaleWhileRevalidate is how long after Expires the copy may still be
+	// served at once while one background revalidation runs (RFC 5861).
+	StaleWhileRevalidate time.Duration `json:"swr,omitempty"`
+	// StaleIfError is how long after Expires the copy may be served when
+	// the origin fails (RFC 5861).
+	StaleIfError time.Duration `json:"sie,omitempty"`
 	// Version tells this stored version from any other of the same key,
 	// so a variant file left from an older version is never served.
 	// Store sets it.
@@ -143,6 +149,16 @@ type Meta struct {
 
 // Fresh reports whether the entry is fresh at now.
 func (m *Meta) Fresh(now time.Time) bool { return now.Before(m.Expires) }
+
+// Revalidating reports whether, at now, the entry is expired but within
+// its stale-while-revalidate window.
+func (m *Meta) Revalidating(now time.Time) bool {
+	return !m.Fresh(now) && now.Before(m.Expires.Add(m.StaleWhileRevalidate))
+}
+
+// Usable reports whether the entry may be served at now when the origin
+// fails: fresh, or within its stale-if-error window.
+func (m *Meta) Usable(now time.Time) bool { return now.Before(m.Expires.Add(m.StaleIfError)) }
 
 // Age is how long ago the origin last gave or confirmed this version
 // (RFC 9111 §5.1), in whole seconds, never negative.
@@ -357,11 +373,12 @@ func (c *Cache) nextVersion() int64 {
 // Refresh records that the origin confirmed obj's version (a 304): it
 // returns and caches a copy of obj with the new freshness, keeping obj's
 // variants, which stay valid: nothing is transferred or derived again.
-func (c *Cache) Refresh(obj *Object, fetched, expires time.Time) (*Object, error) {
+func (c *Cache) Refresh(obj *Object, fetched, expires time.Time, swr, sie time.Duration) (*Object, error) {
 	c.writes.Add(1)
 	defer c.writes.Done()
 	meta := obj.Meta
 	meta.Fetched, meta.Expires = fetched, expires
+	meta.StaleWhileRevalidate, meta.StaleIfError = swr, sie
 	raw, err := json.Marshal(meta)
 	if err != nil {
 		return nil, fmt.Errorf("cache: encoding meta of %q: %w", obj.Key, err)
