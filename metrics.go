@@ -11,14 +11,14 @@ import (
 type result uint8
 
 const (
-	resultHit         result = iota // fresh copy from cache
-	resultMiss                      // fetched from the origin
-	resultCollapsed                 // waited on another request's fetch
-	resultRevalidated               // stale copy confirmed by the origin (304)
-	resultStale                     // stale copy served: the origin failed
-	resultRevalidating              // stale copy served while a background request revalidates it
-	resultPass                      // origin forbids caching (no-store, private)
-	resultError                     // no copy and the origin failed
+	resultHit          result = iota // fresh copy from cache
+	resultMiss                       // fetched from the origin
+	resultCollapsed                  // waited on another request's fetch
+	resultRevalidated                // stale copy confirmed by the origin (304)
+	resultStale                      // stale copy served: the origin failed
+	resultRevalidating               // stale copy served while a background request revalidates it
+	resultPass                       // origin forbids caching (no-store, private)
+	resultError                      // no copy and the origin failed
 	numResults
 )
 
