@@ -39,3 +39,17 @@ install() {
 
 install versitygw github.com/versity/versitygw/cmd/versitygw github.com/versity/versitygw v1.8.0
 # install pebble github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2 vX.Y.Z
+
+# dig (Debian's bind9-dnsutils) for dnsgeo's over-the-wire tests: installed
+# with apt when missing and we are root; otherwise those cases skip.
+if ! command -v dig >/dev/null 2>&1; then
+	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		echo "dig: apt-get install bind9-dnsutils"
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bind9-dnsutils
+	else
+		echo "dig: missing and not root: dnsgeo's dig cases will skip (apt-get install bind9-dnsutils)"
+	fi
+else
+	echo "dig: $(command -v dig)"
+fi

@@ -1,0 +1,761 @@
+// Command dns benchmarks dnsgeo against Knot DNS and NSD serving the
+// same names as a static zone, on this machine, and measures dnsgeo's
+// failover time on the wall clock. It writes a markdown report to
+// bench/results/dns-<date>.md.
+//
+//	go run ./bench/dns              # or bench/dns/run.sh, which installs what is missing
+//	go run ./bench/dns -duration 5s -skip knot,nsd
+//
+// Each server is pinned to CPU 0 with taskset, dnsperf to CPU 1. Every
+// server gets the same query mix; a throughput run (as fast as dnsperf
+// can send, bounded outstanding queries) gives queries per second, and
+// a fixed-rate run gives latency percentiles. Only loopback is used.
+// Servers missing on the machine are skipped with a message; the whole
+// run is bounded (about 80 s with the defaults).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+type options struct {
+	duration    time.Duration // throughput run per server
+	latencyDur  time.Duration // fixed-rate run per server
+	rate        int           // queries per second of the fixed-rate run
+	prefixes    int           // latency table size for dnsgeo
+	failoverN   int           // failover measurements
+	out         string        // report directory
+	skip        map[string]bool
+	serverCPU   string
+	loadgenCPU  string
+	dnsperfOpts []string
+}
+
+func main() {
+	var o options
+	var skip string
+	flag.DurationVar(&o.duration, "duration", 8*time.Second, "throughput run per server")
+	flag.DurationVar(&o.latencyDur, "latency-duration", 4*time.Second, "fixed-rate latency run per server")
+	flag.IntVar(&o.rate, "rate", 5000, "queries per second of the latency run (below every server's capacity, so it measures service time, not queueing)")
+	flag.IntVar(&o.prefixes, "prefixes", 100000, "prefixes in dnsgeo's latency table")
+	flag.IntVar(&o.failoverN, "failover-runs", 3, "failover measurements")
+	flag.StringVar(&o.out, "out", "", "report directory (default: bench/results in the module)")
+	flag.StringVar(&skip, "skip", "", "comma-separated: dnsgeo, knot, nsd, failover")
+	flag.StringVar(&o.serverCPU, "server-cpu", "0", "taskset CPU list of the servers")
+	flag.StringVar(&o.loadgenCPU, "loadgen-cpu", "1", "taskset CPU list of dnsperf")
+	flag.Parse()
+	o.skip = map[string]bool{}
+	for _, s := range strings.Split(skip, ",") {
+		if s != "" {
+			o.skip[s] = true
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/dns:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one server's figures.
+type result struct {
+	name       string
+	version    string
+	skipped    string // why, when skipped
+	qps        float64
+	lost       float64 // percent, throughput run
+	avg, stdev float64 // seconds, throughput run
+	p50, p90   float64 // seconds, fixed-rate run
+	p99, p999  float64
+	maxLat     float64
+	latLost    float64 // percent lost in the fixed-rate run
+	rcodes     string
+}
+
+func run(ctx context.Context, o options) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	if o.out == "" {
+		o.out = filepath.Join(root, "bench", "results")
+	}
+	dir, err := os.MkdirTemp("", "bench-dns-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	load := loadAverage()
+
+	fmt.Println("building dnsgeo ...")
+	bin := filepath.Join(dir, "dnsgeo")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/dnsgeo")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building dnsgeo: %w", err)
+	}
+	if err := writeFiles(dir, o.prefixes); err != nil {
+		return err
+	}
+
+	var results []result
+	haveDNSPerf := lookPath("dnsperf") != "" && lookPath("taskset") != ""
+	servers := []struct {
+		name  string
+		ecs   bool
+		start func(ctx context.Context, port int) (*exec.Cmd, string, error)
+	}{
+		{"dnsgeo", false, func(ctx context.Context, port int) (*exec.Cmd, string, error) {
+			return startDNSGeo(ctx, o, dir, bin, port)
+		}},
+		{"dnsgeo (ECS /24 in every query)", true, nil},
+		{"Knot DNS", false, func(ctx context.Context, port int) (*exec.Cmd, string, error) { return startKnot(ctx, o, dir, port) }},
+		{"NSD", false, func(ctx context.Context, port int) (*exec.Cmd, string, error) { return startNSD(ctx, o, dir, port) }},
+	}
+	var dnsgeoCmd *exec.Cmd
+	var dnsgeoPort int
+	for _, s := range servers {
+		key := strings.ToLower(strings.Fields(s.name)[0])
+		r := result{name: s.name}
+		switch {
+		case o.skip[key]:
+			r.skipped = "skipped (-skip)"
+		case !haveDNSPerf:
+			r.skipped = "dnsperf or taskset not installed (run bench/dns/install-deps.sh as root)"
+		}
+		if r.skipped != "" {
+			fmt.Printf("%s: %s\n", s.name, r.skipped)
+			results = append(results, r)
+			continue
+		}
+		var cmd *exec.Cmd
+		var port int
+		if s.ecs {
+			if dnsgeoCmd == nil {
+				results = append(results, result{name: s.name, skipped: "dnsgeo did not run"})
+				continue
+			}
+			cmd, port, r.version = dnsgeoCmd, dnsgeoPort, results[0].version
+		} else {
+			port = freePort()
+			var err error
+			cmd, r.version, err = s.start(ctx, port)
+			if err != nil {
+				r.skipped = err.Error()
+				fmt.Printf("%s: %s\n", s.name, r.skipped)
+				results = append(results, r)
+				continue
+			}
+			if err := waitReady(ctx, port, 15*time.Second); err != nil {
+				stopCmd(cmd)
+				r.skipped = "did not answer: " + err.Error()
+				results = append(results, r)
+				continue
+			}
+		}
+		fmt.Printf("%s: throughput %v, latency at %d qps %v ...\n", s.name, o.duration, o.rate, o.latencyDur)
+		var extra []string
+		if s.ecs {
+			// ECS option: family 1, source /24, scope 0, 203.0.113.0.
+			extra = []string{"-E", "8:00011800cb0071"}
+		}
+		if err := measure(ctx, o, dir, port, extra, &r); err != nil {
+			r.skipped = err.Error()
+		}
+		results = append(results, r)
+		if key == "dnsgeo" && !s.ecs {
+			dnsgeoCmd, dnsgeoPort = cmd, port
+			continue // the ECS run reuses it
+		}
+		stopCmd(cmd)
+		if s.ecs {
+			dnsgeoCmd = nil
+		}
+	}
+	if dnsgeoCmd != nil {
+		stopCmd(dnsgeoCmd)
+	}
+
+	var failovers []time.Duration
+	var failErr error
+	if !o.skip["failover"] {
+		for i := 0; i < o.failoverN; i++ {
+			d, err := failover(ctx, dir, bin, i)
+			if err != nil {
+				failErr = err
+				break
+			}
+			fmt.Printf("failover run %d: %v\n", i+1, d.Round(time.Millisecond))
+			failovers = append(failovers, d)
+		}
+	}
+
+	report := renderReport(o, results, failovers, failErr, load, time.Since(start))
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(o.out, "dns-"+time.Now().Format("2006-01-02")+".md")
+	if err := os.WriteFile(path, []byte(report), 0o644); err != nil {
+		return err
+	}
+	fmt.Println()
+	fmt.Print(report)
+	fmt.Println("report written to", path)
+	return nil
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("run from inside the module (go run ./bench/dns)")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func lookPath(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+		if p := filepath.Join(d, name); fileExists(p) {
+			return p
+		}
+	}
+	return ""
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func freePort() int {
+	for {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// The zone every server serves. dnsgeo routes cdn; its latency table
+// sends 127.0.0.0/8 to us-west-2, so it answers what the static zone
+// holds. www is a CNAME to cdn, answered with the chase by all three.
+const zoneFile = `$ORIGIN bench.test.
+$TTL 3600
+@	IN	SOA	ns1.bench.test. hostmaster.bench.test. 1 3600 600 604800 60
+@	IN	NS	ns1.bench.test.
+@	IN	NS	ns2.bench.test.
+ns1	IN	A	192.0.2.53
+ns2	IN	A	192.0.2.54
+www	300	IN	CNAME	cdn
+cdn	20	IN	A	192.0.2.10
+cdn	20	IN	A	192.0.2.11
+cdn	20	IN	AAAA	2001:db8::10
+`
+
+const dnsgeoConfig = `zone: bench.test.
+ttl: 20
+soa: {ns: ns1.bench.test., mbox: hostmaster.bench.test., negative_ttl: 60}
+ns: [ns1.bench.test., ns2.bench.test.]
+records:
+  - "ns1 3600 IN A 192.0.2.53"
+  - "ns2 3600 IN A 192.0.2.54"
+  - "www 300 IN CNAME cdn"
+routed: [cdn]
+regions:
+  us-west-2: {a: [192.0.2.10, 192.0.2.11], aaaa: ["2001:db8::10"]}
+  eu-west-1: {a: [198.51.100.10], aaaa: ["2001:db8:1::10"]}
+  ap-south-1: {a: [203.0.113.10]}
+default_order: [us-west-2, eu-west-1, ap-south-1]
+rrl: {enabled: false}   # as Knot and NSD here: measure serving, not limiting
+`
+
+// queryMix is one pass of the query file: mostly the routed name, as a
+// CDN's DNS sees, plus the CNAME, the apex and misses.
+var queryMix = []string{
+	"cdn.bench.test A", "cdn.bench.test A", "cdn.bench.test A", "cdn.bench.test A",
+	"cdn.bench.test A", "cdn.bench.test AAAA", "www.bench.test A", "bench.test SOA",
+	"nope.bench.test A", "cdn.bench.test A",
+}
+
+func writeFiles(dir string, prefixes int) error {
+	var q bytes.Buffer
+	for range 100 {
+		for _, l := range queryMix {
+			q.WriteString(l + "\n")
+		}
+	}
+	var csv bytes.Buffer
+	csv.WriteString("prefix,region,rtt_ms\n127.0.0.0/8,us-west-2,1\n127.0.0.0/8,eu-west-1,80\n")
+	r := rand.New(rand.NewPCG(1, 2))
+	seen := map[string]bool{}
+	for len(seen) < prefixes {
+		p := fmt.Sprintf("%d.%d.%d.0/24", 1+r.IntN(126), r.IntN(256), r.IntN(256))
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		for _, reg := range []string{"us-west-2", "eu-west-1", "ap-south-1"} {
+			fmt.Fprintf(&csv, "%s,%s,%d\n", p, reg, 1+r.IntN(300))
+		}
+	}
+	csv.WriteString("203.0.113.0/24,ap-south-1,5\n203.0.113.0/24,us-west-2,200\n")
+	files := map[string][]byte{
+		"queries.txt":     q.Bytes(),
+		"bench.test.zone": []byte(zoneFile),
+		"dnsgeo.yaml":     []byte(dnsgeoConfig),
+		"latency.csv":     csv.Bytes(),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func pinned(ctx context.Context, cpus string, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "taskset", append([]string{"-c", cpus, name}, args...)...)
+}
+
+func startDNSGeo(ctx context.Context, o options, dir, bin string, port int) (*exec.Cmd, string, error) {
+	cmd := pinned(ctx, o.serverCPU, bin, "-config", filepath.Join(dir, "dnsgeo.yaml"), "-latency", filepath.Join(dir, "latency.csv"),
+		"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-admin", "")
+	cmd.Stderr = mustCreate(filepath.Join(dir, "dnsgeo.log"))
+	v, _ := exec.Command("go", "version").Output()
+	return cmd, strings.TrimSpace(strings.TrimPrefix(string(v), "go version ")), cmd.Start()
+}
+
+func startKnot(ctx context.Context, o options, dir string, port int) (*exec.Cmd, string, error) {
+	knotd := lookPath("knotd")
+	if knotd == "" {
+		return nil, "", errors.New("knotd not installed (apt-get install knot, or bench/dns/install-deps.sh)")
+	}
+	kdir := filepath.Join(dir, "knot")
+	if err := os.MkdirAll(filepath.Join(kdir, "db"), 0o755); err != nil {
+		return nil, "", err
+	}
+	conf := fmt.Sprintf(`server:
+    listen: 127.0.0.1@%d
+    rundir: %s
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: %s/db
+control:
+    listen: %s/knot.sock
+log:
+  - target: stderr
+    any: warning
+template:
+  - id: default
+    storage: %s
+    file: "%%s.zone"
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: bench.test
+`, port, kdir, kdir, kdir, dir)
+	confPath := filepath.Join(kdir, "knot.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, "", err
+	}
+	v, _ := exec.Command(knotd, "--version").Output()
+	cmd := pinned(ctx, o.serverCPU, knotd, "-c", confPath)
+	cmd.Stdout = mustCreate(filepath.Join(kdir, "knot.log"))
+	cmd.Stderr = cmd.Stdout
+	return cmd, strings.TrimSpace(string(v)), cmd.Start()
+}
+
+func startNSD(ctx context.Context, o options, dir string, port int) (*exec.Cmd, string, error) {
+	nsd := lookPath("nsd")
+	if nsd == "" {
+		return nil, "", errors.New("nsd not installed (apt-get install nsd, or bench/dns/install-deps.sh)")
+	}
+	ndir := filepath.Join(dir, "nsd")
+	if err := os.MkdirAll(ndir, 0o755); err != nil {
+		return nil, "", err
+	}
+	conf := fmt.Sprintf(`server:
+    ip-address: 127.0.0.1@%d
+    server-count: 1
+    zonesdir: %s
+    zonelistfile: %s/zone.list
+    database: ""
+    pidfile: %s/nsd.pid
+    xfrdfile: %s/xfrd.state
+    xfrdir: %s
+    logfile: %s/nsd.log
+    username: ""
+    verbosity: 0
+    hide-version: yes
+remote-control:
+    control-enable: no
+zone:
+    name: bench.test
+    zonefile: bench.test.zone
+`, port, dir, ndir, ndir, ndir, ndir, ndir)
+	if rrlBuilt(nsd) {
+		conf = strings.Replace(conf, "    hide-version: yes\n", "    hide-version: yes\n    rrl-ratelimit: 0\n    rrl-whitelist-ratelimit: 0\n", 1)
+	}
+	confPath := filepath.Join(ndir, "nsd.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, "", err
+	}
+	v, _ := exec.Command(nsd, "-v").CombinedOutput()
+	version := strings.TrimSpace(strings.SplitN(string(v), "\n", 2)[0])
+	cmd := pinned(ctx, o.serverCPU, nsd, "-d", "-c", confPath)
+	cmd.Stdout = mustCreate(filepath.Join(ndir, "stdout.log"))
+	cmd.Stderr = cmd.Stdout
+	return cmd, version, cmd.Start()
+}
+
+// rrlBuilt reports whether nsd knows the rrl options (built with
+// --enable-ratelimit, as Debian's is): its rate limit is on by default
+// and would throttle a benchmark from one address.
+func rrlBuilt(nsd string) bool {
+	check := filepath.Join(filepath.Dir(nsd), "nsd-checkconf")
+	f, err := os.CreateTemp("", "nsd-rrl-*.conf")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(f.Name())
+	f.WriteString("server:\n    rrl-ratelimit: 0\n")
+	f.Close()
+	return exec.Command(check, f.Name()).Run() == nil
+}
+
+func mustCreate(path string) *os.File {
+	f, err := os.Create(path)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+func stopCmd(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	// taskset execs the server, so the pid is the server's.
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+func waitReady(ctx context.Context, port int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	c := &dns.Client{Timeout: 200 * time.Millisecond}
+	m := new(dns.Msg)
+	m.SetQuestion("bench.test.", dns.TypeSOA)
+	var err error
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var r *dns.Msg
+		if r, _, err = c.Exchange(m, fmt.Sprintf("127.0.0.1:%d", port)); err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("no SOA answer within %v: %v", limit, err)
+}
+
+var (
+	reQPS     = regexp.MustCompile(`Queries per second:\s+([\d.]+)`)
+	reLost    = regexp.MustCompile(`Queries lost:\s+\d+ \(([\d.]+)%\)`)
+	reAvg     = regexp.MustCompile(`Average Latency \(s\):\s+([\d.]+) \(min [\d.]+, max ([\d.]+)\)`)
+	reStdev   = regexp.MustCompile(`Latency StdDev \(s\):\s+([\d.]+)`)
+	reRcodes  = regexp.MustCompile(`Response codes:\s+(.*)`)
+	reVerbose = regexp.MustCompile(`^> (\S+) .* ([\d.]+)$`)
+)
+
+// measure runs dnsperf twice against port: flat out for qps, then at a
+// fixed rate, verbose, for latency percentiles.
+func measure(ctx context.Context, o options, dir string, port int, extra []string, r *result) error {
+	base := []string{"-s", "127.0.0.1", "-p", strconv.Itoa(port), "-d", filepath.Join(dir, "queries.txt"), "-T", "1"}
+	base = append(base, extra...)
+	// Warm up: caches, page faults, the Go heap.
+	_ = pinned(ctx, o.loadgenCPU, "dnsperf", append(base, "-l", "1", "-c", "4", "-q", "200")...).Run()
+
+	out, err := pinned(ctx, o.loadgenCPU, "dnsperf", append(base, "-l", secs(o.duration), "-c", "4", "-q", "200")...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("dnsperf: %v: %s", err, lastLines(out, 5))
+	}
+	s := string(out)
+	r.qps = atof(match(reQPS, s, 1))
+	r.lost = atof(match(reLost, s, 1))
+	r.avg = atof(match(reAvg, s, 1))
+	r.stdev = atof(match(reStdev, s, 1))
+	r.rcodes = match(reRcodes, s, 1)
+
+	cmd := pinned(ctx, o.loadgenCPU, "dnsperf", append(base, "-l", secs(o.latencyDur), "-c", "4", "-Q", strconv.Itoa(o.rate), "-v")...)
+	outPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	var lat []float64
+	var tail []string
+	sc := bufio.NewScanner(outPipe)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := reVerbose.FindStringSubmatch(line); m != nil {
+			lat = append(lat, atof(m[2]))
+			continue
+		}
+		tail = append(tail, line)
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("dnsperf -v: %v", err)
+	}
+	slices.Sort(lat)
+	if len(lat) == 0 {
+		return errors.New("no latencies from dnsperf -v")
+	}
+	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	r.p50, r.p90, r.p99, r.p999, r.maxLat = q(0.50), q(0.90), q(0.99), q(0.999), lat[len(lat)-1]
+	r.latLost = atof(match(reLost, strings.Join(tail, "\n"), 1))
+	return nil
+}
+
+func secs(d time.Duration) string { return strconv.Itoa(max(1, int(d.Seconds()))) }
+
+func match(re *regexp.Regexp, s string, i int) string {
+	if m := re.FindStringSubmatch(s); m != nil {
+		return m[i]
+	}
+	return ""
+}
+
+func atof(s string) float64 { f, _ := strconv.ParseFloat(s, 64); return f }
+
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
+
+// failover starts dnsgeo with two regions whose health endpoints are
+// HTTP servers in this process, waits a random fraction of the probe
+// interval, kills the preferred region's endpoint, and measures the
+// wall-clock time until dnsgeo's answers avoid it (and keep avoiding it).
+// Defaults: interval 2s, timeout 1s, fall 2.
+func failover(ctx context.Context, dir, bin string, run int) (time.Duration, error) {
+	type endpoint struct {
+		srv  *http.Server
+		addr string
+	}
+	startEndpoint := func() (*endpoint, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })}
+		go s.Serve(ln)
+		return &endpoint{s, ln.Addr().String()}, nil
+	}
+	a, err := startEndpoint()
+	if err != nil {
+		return 0, err
+	}
+	defer a.srv.Close()
+	b, err := startEndpoint()
+	if err != nil {
+		return 0, err
+	}
+	defer b.srv.Close()
+	fdir := filepath.Join(dir, fmt.Sprintf("failover%d", run))
+	os.MkdirAll(fdir, 0o755)
+	cfg := fmt.Sprintf(`zone: bench.test.
+soa: {ns: ns1.bench.test., mbox: hostmaster.bench.test.}
+ns: [ns1.bench.test.]
+routed: [cdn]
+regions:
+  near: {a: [192.0.2.1], health: "http://%s/healthz"}
+  far: {a: [192.0.2.2], health: "http://%s/healthz"}
+rrl: {enabled: false}
+`, a.addr, b.addr)
+	os.WriteFile(filepath.Join(fdir, "dnsgeo.yaml"), []byte(cfg), 0o644)
+	os.WriteFile(filepath.Join(fdir, "latency.csv"), []byte("prefix,region,rtt_ms\n127.0.0.0/8,near,1\n127.0.0.0/8,far,50\n"), 0o644)
+	port := freePort()
+	cmd := exec.CommandContext(ctx, bin, "-config", filepath.Join(fdir, "dnsgeo.yaml"), "-latency", filepath.Join(fdir, "latency.csv"),
+		"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-admin", "")
+	cmd.Stderr = mustCreate(filepath.Join(fdir, "dnsgeo.log"))
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer stopCmd(cmd)
+
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	c := &dns.Client{Timeout: 500 * time.Millisecond}
+	ask := func() (string, error) {
+		m := new(dns.Msg)
+		m.SetQuestion("cdn.bench.test.", dns.TypeA)
+		r, _, err := c.Exchange(m, addr)
+		if err != nil {
+			return "", err
+		}
+		if len(r.Answer) != 1 {
+			return "", fmt.Errorf("answer %v", r.Answer)
+		}
+		return r.Answer[0].(*dns.A).A.String(), nil
+	}
+	if err := waitReady(ctx, port, 10*time.Second); err != nil {
+		return 0, err
+	}
+	if got, err := ask(); err != nil || got != "192.0.2.1" {
+		return 0, fmt.Errorf("before failure: %q %v", got, err)
+	}
+	// Fail at a random point of the probe cycle.
+	time.Sleep(time.Duration(rand.Int64N(int64(2 * time.Second))))
+	failedAt := time.Now()
+	a.srv.Close() // the region's edge dies: connections refused
+	for time.Since(failedAt) < 30*time.Second {
+		got, err := ask()
+		if err == nil && got == "192.0.2.2" {
+			took := time.Since(failedAt)
+			// Every answer after that avoids it.
+			for range 20 {
+				if g, err := ask(); err != nil || g != "192.0.2.2" {
+					return 0, fmt.Errorf("answer went back to %q (%v) after failover", g, err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			return took, nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0, errors.New("no failover within 30s")
+}
+
+func renderReport(o options, rs []result, fo []time.Duration, foErr error, load string, took time.Duration) string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p("# DNS benchmark: dnsgeo vs Knot DNS vs NSD (%s)\n\n", time.Now().Format("2006-01-02 15:04 MST"))
+	cpu := "unknown"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		if m := regexp.MustCompile(`model name\s*:\s*(.*)`).FindSubmatch(data); m != nil {
+			cpu = string(m[1])
+		}
+	}
+	p("Machine: %d CPUs (%s), load average at start %s (the machine may be shared: compare ratios within one run, not across runs).\n", runtime.NumCPU(), cpu, load)
+	p("Servers pinned to CPU %s with one worker each (dnsgeo: GOMAXPROCS from the affinity mask; Knot: udp-workers 1; NSD: server-count 1); dnsperf pinned to CPU %s, 1 thread, 4 sockets.\n", o.serverCPU, o.loadgenCPU)
+	p("Same zone and answers on all three (`bench.test`: SOA, NS, glue, `www` CNAME to `cdn`, `cdn` A/AAAA); dnsgeo routes `cdn` with a %d-prefix latency table (the loopback client matches `127.0.0.0/8`). Response rate limiting off on all three.\n", o.prefixes+2)
+	p("Query mix (looped): %s.\n\n", strings.Join(uniqCounts(queryMix), ", "))
+
+	p("## Throughput and latency\n\n")
+	p("Throughput: dnsperf as fast as it can with up to 200 queries outstanding, %v. Latency percentiles: a separate run at a fixed %d queries/s for %v (`dnsperf -v`, every response timed).\n\n", o.duration, o.rate, o.latencyDur)
+	var ref float64
+	for _, r := range rs {
+		if strings.HasPrefix(r.name, "Knot") && r.skipped == "" {
+			ref = r.qps
+		}
+	}
+	p("| server | version | qps | vs Knot | lost | avg ms (flat out) | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rs {
+		if r.skipped != "" {
+			p("| %s | | skipped: %s | | | | | | | | |\n", r.name, r.skipped)
+			continue
+		}
+		ratio := "—"
+		if ref > 0 {
+			ratio = fmt.Sprintf("%.2f", r.qps/ref)
+		}
+		ms := func(s float64) string { return fmt.Sprintf("%.3f", s*1000) }
+		p("| %s | %s | %.0f | %s | %.2f%% | %s | %s | %s | %s | %s | %s |\n", r.name, r.version, r.qps, ratio, r.lost, ms(r.avg), ms(r.p50), ms(r.p90), ms(r.p99), ms(r.p999), ms(r.maxLat))
+	}
+	p("\nResponse codes (throughput runs):\n\n")
+	for _, r := range rs {
+		if r.skipped == "" {
+			p("- %s: %s\n", r.name, r.rcodes)
+		}
+	}
+
+	p("\n## Failover (wall clock)\n\n")
+	p("dnsgeo with two regions, health endpoints on loopback (HTTP), default health settings (interval 2 s, timeout 1 s, fall 2). The preferred region's endpoint is killed at a random point of the probe cycle; the figure is the time until dnsgeo's answers avoid it (and keep avoiding it). Bound: interval × fall = 4 s (+ timeout for an edge that hangs instead of refusing); resolvers holding the old answer keep it at most the answer TTL (20 s) longer.\n\n")
+	if foErr != nil {
+		p("Error: %v\n\n", foErr)
+	}
+	if len(fo) > 0 {
+		var sum time.Duration
+		worst := time.Duration(0)
+		p("| run | failover |\n|---:|---:|\n")
+		for i, d := range fo {
+			p("| %d | %.2f s |\n", i+1, d.Seconds())
+			sum += d
+			worst = max(worst, d)
+		}
+		p("\nMean %.2f s, worst %.2f s (target: under 6 s).\n", (sum / time.Duration(len(fo))).Seconds(), worst.Seconds())
+	} else if o.skip["failover"] {
+		p("Skipped (-skip failover).\n")
+	}
+	p("\nWhole run: %v. Reproduce: `bench/dns/run.sh` (installs dnsperf, knot, nsd, dig when root) or `go run ./bench/dns`.\n", took.Round(time.Second))
+	return b.String()
+}
+
+func uniqCounts(lines []string) []string {
+	var order []string
+	n := map[string]int{}
+	for _, l := range lines {
+		if n[l] == 0 {
+			order = append(order, l)
+		}
+		n[l]++
+	}
+	var out []string
+	for _, l := range order {
+		out = append(out, fmt.Sprintf("`%s` %d%%", l, n[l]*100/len(lines)))
+	}
+	return out
+}

@@ -1,0 +1,52 @@
+// Package dnsgeo is an authoritative DNS server that answers each query
+// for a routed name with the addresses of the region that is fastest
+// for the client and healthy right now. It replaces latency-based
+// routing with failover health checks of a managed DNS service, and
+// fails over in seconds rather than minutes.
+//
+// A query flows like this:
+//
+//  1. miekg/dns reads the packet; Server.accept screens the header
+//     (responses ignored, other opcodes NOTIMP, not one question FORMERR).
+//  2. Server.ServeDNS takes the current snapshot (config, zone, latency
+//     table, health) with one atomic load; reloads swap snapshots, so a
+//     query never sees half of a change.
+//  3. The question is checked (class IN, in the zone, EDNS version 0,
+//     a well-formed Client Subnet option) and looked up in the zone:
+//     SOA, NS and static records are answered as configured, CNAMEs
+//     inside the zone are followed, names that do not exist get
+//     NXDOMAIN and names without the type NODATA, both with the SOA.
+//  4. For a routed name, the client's network is the ECS prefix when the
+//     resolver sent one (RFC 7871), else the resolver's address. A
+//     longest-prefix match in the Table gives a preference order of
+//     regions (fastest first); the first region not down answers. No
+//     match: the configured default order. Every region down: all of
+//     them. The ECS option is echoed with the scope of the answer.
+//  5. UDP responses are rate limited per client network (RRL) and cut
+//     to the client's buffer: an answer that does not fit is sent empty
+//     with TC set, and the client retries over TCP.
+//
+// Health comes from a Prober that fetches every region's health URL on
+// an interval; a region is down after Fall consecutive failures and up
+// after Rise successes. With the defaults (2 s, fall 2) a dead edge
+// stops receiving new answers within 4 s (plus the probe timeout when
+// it hangs rather than refuses), and resolvers drop cached answers
+// within the answer TTL (20 s).
+//
+// Every answer is a pure function of the config, the table, the health
+// state and the query, so several dnsgeo servers listed as the zone's
+// NS answer alike for a client: each probes on its own, and ties are
+// broken by region name, never at random.
+//
+// A minimal program:
+//
+//	cfg, _ := dnsgeo.LoadConfig("dnsgeo.yaml")
+//	table, _ := dnsgeo.LoadTable("latency.csv")
+//	srv, _ := dnsgeo.New(cfg, table, dnsgeo.Options{})
+//	go srv.Run(ctx) // health probes
+//	pc, ln, _ := dnsgeo.Listen("127.0.0.1:8053")
+//	srv.Serve(ctx, pc, ln, nil)
+//
+// Run does all of that plus the admin listener and reloads; it is what
+// cmd/dnsgeo calls.
+package dnsgeo

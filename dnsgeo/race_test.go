@@ -1,0 +1,5 @@
+//go:build race
+
+package dnsgeo
+
+const raceEnabled = true

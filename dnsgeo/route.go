@@ -1,0 +1,194 @@
+package dnsgeo
+
+import (
+	"cmp"
+	"math"
+	"net/netip"
+	"slices"
+
+	"github.com/miekg/dns"
+)
+
+// router picks regions for clients. It joins one Config with one Table:
+// every table entry's RTTs become a fixed preference order over the
+// configured regions, computed once here so that a query only walks a
+// short list and skips the regions that are down. Immutable.
+type router struct {
+	table        *Table
+	regions      []*region // index: position of the name in Config.regionNames
+	orders       [][]uint8 // distinct preference orders
+	entryOrder   []uint16  // table entry -> index in orders
+	defaultOrder []uint8   // for clients that match no prefix
+	// prebuilt[name][region][0: A, 1: AAAA]: the records of one region
+	// for a routed name spelled in lower case, as most queries are, so
+	// that the common answer allocates no records.
+	prebuilt map[string][][2][]dns.RR
+}
+
+// region is what a routed answer needs of one region, prebuilt.
+type region struct {
+	name string
+	a    []netip.Addr
+	aaaa []netip.Addr
+}
+
+// routeSource says what decided a routed answer.
+type routeSource uint8
+
+const (
+	sourceTable   routeSource = iota // latency table match
+	sourceDefault                    // no match: default order
+	sourceAllDown                    // every region down: all of them
+)
+
+func (s routeSource) String() string {
+	return [...]string{"table", "default", "all_down"}[s]
+}
+
+// newRouter computes the preference order of every table entry.
+//
+// Order, for one entry: regions with a measured RTT, fastest first, ties
+// broken by region name; then the regions it has no measurement for, in
+// default order. Table regions the config does not know are ignored.
+// Everything is a pure function of the two files, so every dnsgeo
+// server with the same files and the same health state answers alike.
+func newRouter(c *Config, t *Table) *router {
+	r := &router{table: t, defaultOrder: c.defaultOrder(), prebuilt: make(map[string][][2][]dns.RR)}
+	for _, name := range c.regionNames {
+		rc := c.Regions[name]
+		r.regions = append(r.regions, &region{name: name, a: rc.a, aaaa: rc.aaaa})
+	}
+	if c.zone != nil {
+		for name, n := range c.zone.nodes {
+			if !n.routed {
+				continue
+			}
+			recs := make([][2][]dns.RR, len(r.regions))
+			for i := range r.regions {
+				recs[i][0] = r.build([]uint8{uint8(i)}, name, dns.TypeA, c.TTL)
+				recs[i][1] = r.build([]uint8{uint8(i)}, name, dns.TypeAAAA, c.TTL)
+			}
+			r.prebuilt[name] = recs
+		}
+	}
+	// Table region j -> config region index, or -1.
+	mapping := make([]int, len(t.regions))
+	for j, name := range t.regions {
+		mapping[j] = c.regionIndex(name)
+	}
+	defRank := make([]int, len(r.regions))
+	for pos, i := range r.defaultOrder {
+		defRank[i] = pos
+	}
+
+	n := len(r.regions)
+	rtt := make([]float64, n)
+	order := make([]uint8, n)
+	ids := make(map[string]uint16)
+	r.entryOrder = make([]uint16, len(t.prefixes))
+	for e := range t.prefixes {
+		for i := range rtt {
+			rtt[i] = math.Inf(1)
+		}
+		for j, v := range t.rtts(e) {
+			if k := mapping[j]; k >= 0 && !math.IsNaN(float64(v)) {
+				rtt[k] = float64(v)
+			}
+		}
+		for i := range order {
+			order[i] = uint8(i)
+		}
+		slices.SortFunc(order, func(a, b uint8) int {
+			if c := cmp.Compare(rtt[a], rtt[b]); c != 0 {
+				return c
+			}
+			if math.IsInf(rtt[a], 1) { // both unmeasured
+				return cmp.Compare(defRank[a], defRank[b])
+			}
+			return cmp.Compare(a, b) // index order is name order
+		})
+		id, ok := ids[string(order)]
+		if !ok {
+			id = uint16(len(r.orders))
+			ids[string(order)] = id
+			r.orders = append(r.orders, slices.Clone(order))
+		}
+		r.entryOrder[e] = id
+	}
+	return r
+}
+
+// order returns the client's region preference, the ECS scope that the
+// answer is valid for (RFC 7871 §7.2.1) and what decided it.
+func (r *router) order(client netip.Addr) ([]uint8, int, routeSource) {
+	e, scope := r.table.Lookup(client)
+	if e < 0 {
+		return r.defaultOrder, scope, sourceDefault
+	}
+	return r.orders[r.entryOrder[e]], scope, sourceTable
+}
+
+// pick returns the first region in order that is not down, or -1 when
+// every region is down.
+func pick(order []uint8, down uint64) int {
+	for _, i := range order {
+		if down&(1<<i) == 0 {
+			return int(i)
+		}
+	}
+	return -1
+}
+
+// route chooses the regions whose addresses answer a query: the first
+// healthy one in the client's order; when all are down, all of them in
+// the client's order (a wrong region beats no answer).
+func (r *router) route(client netip.Addr, down uint64) (regions []uint8, scope int, src routeSource) {
+	order, scope, src := r.order(client)
+	if i := pick(order, down); i >= 0 {
+		return order[slices.Index(order, uint8(i)) : slices.Index(order, uint8(i))+1], scope, src
+	}
+	return order, scope, sourceAllDown
+}
+
+// addrRecords returns the A or AAAA records of regions, owner name as
+// asked, in configured order, without duplicates. Shared, read-only.
+func (r *router) addrRecords(regions []uint8, owner string, qtype uint16, ttl uint32) []dns.RR {
+	if len(regions) == 1 {
+		if recs, ok := r.prebuilt[owner]; ok {
+			if qtype == dns.TypeA {
+				return recs[regions[0]][0]
+			}
+			return recs[regions[0]][1]
+		}
+	}
+	return r.build(regions, owner, qtype, ttl)
+}
+
+func (r *router) build(regions []uint8, owner string, qtype uint16, ttl uint32) []dns.RR {
+	var out []dns.RR
+	var seen []netip.Addr
+	for _, i := range regions {
+		reg := r.regions[i]
+		addrs := reg.a
+		if qtype == dns.TypeAAAA {
+			addrs = reg.aaaa
+		}
+		for _, a := range addrs {
+			if len(regions) > 1 {
+				if slices.Contains(seen, a) {
+					continue
+				}
+				seen = append(seen, a)
+			}
+			hdr := dns.RR_Header{Name: owner, Rrtype: qtype, Class: dns.ClassINET, Ttl: ttl}
+			if qtype == dns.TypeA {
+				b := a.As4()
+				out = append(out, &dns.A{Hdr: hdr, A: b[:]})
+			} else {
+				b := a.As16()
+				out = append(out, &dns.AAAA{Hdr: hdr, AAAA: b[:]})
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,256 @@
+package dnsgeo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Listen opens UDP and TCP on the same address. With port 0, it picks
+// a port free for both.
+func Listen(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		p := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		lastErr = err
+		if port != "0" {
+			break
+		}
+	}
+	return nil, nil, lastErr
+}
+
+// accept screens a query by its header before it is parsed (miekg/dns
+// answers MsgReject with FORMERR and MsgRejectNotImplemented with
+// NOTIMP): responses are ignored, other opcodes are not implemented,
+// a query has one question, no answer or authority records, and at
+// most an OPT and a TSIG in the additional section.
+func (s *Server) accept(dh dns.Header) dns.MsgAcceptAction {
+	const qr = 1 << 15
+	if dh.Bits&qr != 0 {
+		return dns.MsgIgnore
+	}
+	if op := int(dh.Bits>>11) & 0xF; op != dns.OpcodeQuery {
+		s.metrics.query(0, dns.RcodeNotImplemented)
+		return dns.MsgRejectNotImplemented
+	}
+	if dh.Qdcount != 1 || dh.Ancount != 0 || dh.Nscount != 0 || dh.Arcount > 2 {
+		s.metrics.query(0, dns.RcodeFormatError)
+		return dns.MsgReject
+	}
+	return dns.MsgAccept
+}
+
+func (s *Server) invalid(m []byte, err error) { s.metrics.malformed.Inc() }
+
+// udpReadSize is the read buffer of a UDP query. No real query comes
+// near it (a question and an OPT record fit in a few hundred bytes);
+// a larger datagram is cut to this size by the kernel and then fails
+// to parse (FORMERR). miekg/dns holds one buffer per query in flight,
+// so this bounds memory under a flood.
+const udpReadSize = 4096
+
+// Serve answers DNS on pc (UDP) and ln (TCP) until ctx is done, then
+// stops gracefully. ready, if not nil, is called once both serve.
+func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener, ready func()) error {
+	var started sync.WaitGroup
+	started.Add(2)
+	mk := func() *dns.Server {
+		return &dns.Server{
+			Handler:           s,
+			MsgAcceptFunc:     s.accept,
+			MsgInvalidFunc:    s.invalid,
+			UDPSize:           udpReadSize,
+			ReadTimeout:       2 * time.Second,
+			WriteTimeout:      2 * time.Second,
+			IdleTimeout:       func() time.Duration { return 10 * time.Second },
+			MaxTCPQueries:     1000,
+			NotifyStartedFunc: started.Done,
+		}
+	}
+	udp, tcp := mk(), mk()
+	udp.PacketConn, tcp.Listener = pc, ln
+	errc := make(chan error, 2)
+	go func() { errc <- udp.ActivateAndServe() }()
+	go func() { errc <- tcp.ActivateAndServe() }()
+	startedc := make(chan struct{})
+	go func() { started.Wait(); close(startedc) }()
+	select {
+	case <-startedc:
+		if ready != nil {
+			ready()
+		}
+	case err := <-errc:
+		_ = udp.Shutdown()
+		_ = tcp.Shutdown()
+		return fmt.Errorf("dns server: %w", err)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		_ = udp.Shutdown()
+		_ = tcp.Shutdown()
+		return fmt.Errorf("dns server: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(udp.ShutdownContext(sctx), tcp.ShutdownContext(sctx))
+}
+
+// AdminHandler serves /metrics (Prometheus text), /healthz (200 when a
+// config is loaded and serving) and /status (JSON: regions' health and
+// the table in use). Read-only; keep it on a private address.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if s.state.Load() == nil {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		st := s.state.Load()
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(struct {
+			Zone     string         `json:"zone"`
+			Prefixes int            `json:"latency_prefixes"`
+			Regions  []RegionStatus `json:"regions"`
+		}{st.cfg.Zone, st.router.table.Len(), st.prober.Status()})
+	})
+	return mux
+}
+
+// RunConfig is what Run needs: the command line of cmd/dnsgeo.
+type RunConfig struct {
+	ConfigPath  string // required
+	LatencyPath string // optional
+	Listen      string // DNS over UDP and TCP, e.g. "127.0.0.1:8053"
+	Admin       string // admin HTTP listener; empty disables
+	Logger      *slog.Logger
+	// Reload receives a value for each SIGHUP: reload both files.
+	Reload <-chan struct{}
+	// WatchInterval is how often the files are checked for changes.
+	// Zero means one second; negative disables watching.
+	WatchInterval time.Duration
+	// Ready, if set, is called with the bound addresses once serving.
+	Ready func(dns, admin net.Addr)
+}
+
+// Run loads the files, serves DNS and the admin listener, probes
+// regions and reloads on change or on rc.Reload, until ctx is done;
+// then it shuts down gracefully. An error at startup is returned.
+func Run(ctx context.Context, rc RunConfig) error {
+	log := rc.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rl := &Reloader{ConfigPath: rc.ConfigPath, LatencyPath: rc.LatencyPath, Logger: log}
+	cfg, table, err := rl.Load()
+	if err != nil {
+		return err
+	}
+	srv, err := New(cfg, table, Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	rl.Server = srv
+	pc, ln, err := Listen(rc.Listen)
+	if err != nil {
+		return fmt.Errorf("listening for DNS: %w", err)
+	}
+	var adminLn net.Listener
+	if rc.Admin != "" {
+		if adminLn, err = net.Listen("tcp", rc.Admin); err != nil {
+			pc.Close()
+			ln.Close()
+			return fmt.Errorf("listening for admin: %w", err)
+		}
+	}
+	log.Info("config loaded", "config", rc.ConfigPath, "zone", cfg.Zone, "regions", cfg.regionNames, "latency", rc.LatencyPath, "prefixes", table.Len())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Run(ctx) })
+
+	var admin *http.Server
+	if adminLn != nil {
+		admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		wg.Go(func() {
+			if err := admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin listener", "error", err)
+			}
+		})
+	}
+	wg.Go(func() {
+		iv := rc.WatchInterval
+		if iv == 0 {
+			iv = time.Second
+		}
+		var tick <-chan time.Time
+		if iv > 0 {
+			t := time.NewTicker(iv)
+			defer t.Stop()
+			tick = t.C
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-rc.Reload:
+				log.Info("reload requested")
+				rl.Reload()
+			case <-tick:
+				rl.Check()
+			}
+		}
+	})
+
+	err = srv.Serve(ctx, pc, ln, func() {
+		var a net.Addr
+		if adminLn != nil {
+			a = adminLn.Addr()
+		}
+		log.Info("serving", "dns", pc.LocalAddr().String(), "admin", fmt.Sprint(a))
+		if rc.Ready != nil {
+			rc.Ready(pc.LocalAddr(), a)
+		}
+	})
+	cancel()
+	if admin != nil {
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = admin.Shutdown(sctx)
+		c()
+	}
+	wg.Wait()
+	log.Info("stopped")
+	return err
+}
