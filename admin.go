@@ -20,7 +20,7 @@ func (h *Handler) AdminHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(h.cache.Stats())
 	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { h.health(w) })
+	mux.HandleFunc("GET /healthz", h.health)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -48,8 +48,11 @@ type SiteConfig struct {
 	// answers. Empty means any host: the default site.
 	Hosts []string `yaml:"hosts"`
 	// Origin is where objects come from: s3://BUCKET[/PREFIX][?...] or
-	// dir:PATH. Empty means the -origin flag (or the bundled demo site).
+	// dir:PATH. Empty means the -origin flags (or the bundled demo site).
 	Origin string `yaml:"origin"`
+	// Origins, instead of Origin, lists several origins tried in order
+	// (a bucket in this region, then a replica in another).
+	Origins []string `yaml:"origins"`
 	// Index is the object served for paths ending in "/". Default
 	// index.html.
 	Index string `yaml:"index"`
@@ -74,6 +77,14 @@ type SiteConfig struct {
 	MustServe []string `yaml:"must_serve"`
 	// Rules apply per path; the first whose prefix matches wins.
 	Rules []Rule `yaml:"rules"`
+}
+
+// OriginList is the site's origins in order: Origin alone, or Origins.
+func (s *SiteConfig) OriginList() []string {
+	if s.Origin != "" {
+		return []string{s.Origin}
+	}
+	return s.Origins
 }
 
 // Rule sets caching for paths under a prefix.
@@ -193,8 +204,17 @@ func (c *Config) validate() error {
 			}
 			seen[h] = i
 		}
-		if s.Origin != "" && !strings.HasPrefix(s.Origin, "s3://") && !strings.HasPrefix(s.Origin, "dir:") {
-			return fieldErr(fmt.Sprintf("%q: want s3://BUCKET[/PREFIX] or dir:PATH", s.Origin), "sites", i, "origin")
+		if s.Origin != "" && len(s.Origins) > 0 {
+			return fieldErr("give origin or origins, not both", "sites", i, "origins")
+		}
+		for j, o := range s.OriginList() {
+			if !strings.HasPrefix(o, "s3://") && !strings.HasPrefix(o, "dir:") {
+				path := []any{"sites", i, "origin"}
+				if len(s.Origins) > 0 {
+					path = []any{"sites", i, "origins", j}
+				}
+				return fieldErr(fmt.Sprintf("%q: want s3://BUCKET[/PREFIX] or dir:PATH", o), path...)
+			}
 		}
 		if strings.Contains(s.Index, "/") {
 			return fieldErr(fmt.Sprintf("%q must be a file name without /", s.Index), "sites", i, "index")

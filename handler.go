@@ -158,6 +158,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		}
 		h.sites = append(h.sites, st)
 	}
+	h.metrics.reg.MustRegister(newOriginCollector(h.sites))
 	return h, nil
 }
 
@@ -193,7 +194,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Path == "/healthz" {
-		h.health(w)
+		h.health(w, r)
 		return
 	}
 	s := h.route(r.Host)
@@ -569,28 +570,6 @@ func (h *Handler) originFailed(w http.ResponseWriter, err error) {
 func (h *Handler) reject(w http.ResponseWriter, status int) {
 	h.metrics.rejected.WithLabelValues(strconv.Itoa(status)).Inc()
 	http.Error(w, http.StatusText(status), status)
-}
-
-// health answers /healthz: 200 while serving, 503 once draining so load
-// balancers take the edge out before it stops.
-func (h *Handler) health(w http.ResponseWriter) {
-	w.Header().Set("Cache-Control", "no-store")
-	select {
-	case <-h.draining:
-		http.Error(w, "draining", http.StatusServiceUnavailable)
-	default:
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	}
-}
-
-// Drain makes /healthz answer 503 from now on, ahead of a shutdown.
-func (h *Handler) Drain() {
-	select {
-	case <-h.draining:
-	default:
-		close(h.draining)
-	}
 }
 
 // recorder notes a response's status and size for the access log.

@@ -93,3 +93,45 @@ func newMetrics(c *cache.Cache) *metrics {
 	counter("edge_cache_disk_hits_total", "Lookups answered by the disk tier (then promoted to memory).", func(s cache.Stats) float64 { return float64(s.DiskHits) })
 	return m
 }
+
+// originCollector reports each origin's circuit state at scrape time.
+type originCollector struct {
+	sites    []*site
+	state    *prometheus.Desc
+	failures *prometheus.Desc
+}
+
+func newOriginCollector(sites []*site) *originCollector {
+	return &originCollector{
+		sites: sites,
+		state: prometheus.NewDesc("edge_origin_state",
+			"Circuit state of each origin: 1 for the current state (closed = healthy, open = down and skipped, half-open = probing).",
+			[]string{"origin", "state"}, nil),
+		failures: prometheus.NewDesc("edge_origin_consecutive_failures",
+			"Failures of each origin since its last success.", []string{"origin"}, nil),
+	}
+}
+
+func (c *originCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.state
+	ch <- c.failures
+}
+
+func (c *originCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.sites {
+		r, ok := s.Origin.(stateReporter)
+		if !ok {
+			continue
+		}
+		for _, st := range r.States() {
+			for _, name := range []string{"closed", "open", "half-open"} {
+				v := 0.0
+				if st.State.String() == name {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, st.Name, name)
+			}
+			ch <- prometheus.MustNewConstMetric(c.failures, prometheus.GaugeValue, float64(st.ConsecutiveFailures), st.Name)
+		}
+	}
+}

@@ -11,8 +11,8 @@ import (
 // Parse builds an Origin from a spec as given on the command line or in the
 // config file:
 //
-//	s3://BUCKET[/PREFIX][?region=R&endpoint=URL&path_style=true]   see NewS3
-//	dir:PATH                                                       see NewDir
+//	s3://BUCKET[/PREFIX][?region=R&endpoint=URL&path_style=true&connect_timeout=D&header_timeout=D]   see NewS3
+//	dir:PATH                                                                                        see NewDir
 //
 // Errors name the spec (with any password in it redacted).
 func Parse(ctx context.Context, spec string) (Origin, error) {

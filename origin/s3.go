@@ -22,7 +22,9 @@ import (
 
 // Timeouts and pool sizes of the HTTP client that talks to S3. They bound
 // how long a dead or unreachable endpoint can hold a fill; a slow body is
-// bounded by the caller's ctx instead.
+// bounded by the caller's ctx instead. The dial and response-header
+// timeouts are defaults that the URL can override (connect_timeout=,
+// header_timeout=).
 const (
 	s3DialTimeout           = 2 * time.Second
 	s3TLSHandshakeTimeout   = 3 * time.Second
@@ -30,10 +32,11 @@ const (
 	s3IdleConnTimeout       = 90 * time.Second
 	s3MaxIdleConnsPerHost   = 64
 	s3MaxIdleConns          = 256
-	// s3MaxAttempts counts the first try: one retry at most. The cache
-	// serves stale while the origin is unwell, so waiting out a long retry
-	// schedule only delays that.
-	s3MaxAttempts = 2
+	// s3MaxAttempts counts the first try: the SDK does not retry. The
+	// edge wraps every origin in a Failover, which retries with its own
+	// bounded, jittered backoff and then moves to the next origin;
+	// retries stacked inside it would multiply tries and delay failover.
+	s3MaxAttempts = 1
 )
 
 // S3 is an Origin backed by one S3 bucket, optionally under a key prefix.
@@ -48,7 +51,7 @@ type S3 struct {
 
 // NewS3 builds an S3 origin from a URL of the form
 //
-//	s3://BUCKET[/PREFIX][?region=R&endpoint=URL&path_style=true]
+//	s3://BUCKET[/PREFIX][?region=R&endpoint=URL&path_style=true&connect_timeout=D&header_timeout=D]
 //
 // Key "/a/b.js" maps to object PREFIX/a/b.js (or a/b.js without a prefix).
 // Credentials come from the SDK's default chain (environment, shared config
@@ -56,7 +59,11 @@ type S3 struct {
 // is the region parameter, else the default chain's, else us-east-1.
 // endpoint= points the client at an S3-compatible server and path_style=true
 // puts the bucket in the path rather than the host name, as most of them
-// need. Unknown parameters are an error, so a typo never goes unnoticed.
+// need. connect_timeout= bounds establishing a TCP connection (default 2s)
+// and header_timeout= the wait for the response headers once the request
+// is sent (default 5s); both take a positive time.ParseDuration value such
+// as "500ms" or "2s". Unknown parameters are an error, so a typo never goes
+// unnoticed.
 //
 // NewS3 does not contact S3.
 func NewS3(ctx context.Context, u *url.URL) (*S3, error) {
@@ -90,7 +97,7 @@ func NewS3(ctx context.Context, u *url.URL) (*S3, error) {
 	var unknown []string
 	for k, v := range q {
 		switch k {
-		case "region", "endpoint", "path_style":
+		case "region", "endpoint", "path_style", "connect_timeout", "header_timeout":
 			if len(v) != 1 {
 				return nil, fmt.Errorf("s3 origin: parameter %s given %d times", k, len(v))
 			}
@@ -100,7 +107,7 @@ func NewS3(ctx context.Context, u *url.URL) (*S3, error) {
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return nil, fmt.Errorf("s3 origin: unknown parameters %s (known: region, endpoint, path_style)", strings.Join(unknown, ", "))
+		return nil, fmt.Errorf("s3 origin: unknown parameters %s (known: region, endpoint, path_style, connect_timeout, header_timeout)", strings.Join(unknown, ", "))
 	}
 	region := q.Get("region")
 	endpoint := q.Get("endpoint")
@@ -118,15 +125,24 @@ func NewS3(ctx context.Context, u *url.URL) (*S3, error) {
 		}
 	}
 
+	dialTimeout, err := durationParam(q, "connect_timeout", s3DialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	headerTimeout, err := durationParam(q, "header_timeout", s3ResponseHeaderTimeout)
+	if err != nil {
+		return nil, err
+	}
+
 	// A BuildableClient, not a bare *http.Client: LoadDefaultConfig can only
 	// apply AWS_CA_BUNDLE to a BuildableClient.
 	httpClient := awshttp.NewBuildableClient().
 		WithDialerOptions(func(d *net.Dialer) {
-			d.Timeout = s3DialTimeout
+			d.Timeout = dialTimeout
 		}).
 		WithTransportOptions(func(t *http.Transport) {
 			t.TLSHandshakeTimeout = s3TLSHandshakeTimeout
-			t.ResponseHeaderTimeout = s3ResponseHeaderTimeout
+			t.ResponseHeaderTimeout = headerTimeout
 			t.IdleConnTimeout = s3IdleConnTimeout
 			t.MaxIdleConns = s3MaxIdleConns
 			t.MaxIdleConnsPerHost = s3MaxIdleConnsPerHost
@@ -164,6 +180,19 @@ func NewS3(ctx context.Context, u *url.URL) (*S3, error) {
 		name += "/" + prefix
 	}
 	return &S3{client: client, bucket: bucket, prefix: prefix, name: name}, nil
+}
+
+// durationParam returns the positive duration in query parameter name, or
+// def when the parameter is absent.
+func durationParam(q url.Values, name string, def time.Duration) (time.Duration, error) {
+	if !q.Has(name) {
+		return def, nil
+	}
+	d, err := time.ParseDuration(q.Get(name))
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("s3 origin: %s %q: want a positive duration such as 2s or 500ms", name, q.Get(name))
+	}
+	return d, nil
 }
 
 // String returns "s3://BUCKET[/PREFIX]", without the query.

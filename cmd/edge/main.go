@@ -56,15 +56,29 @@ func main() {
 // options are the command line.
 type options struct {
 	httpAddr, adminAddr string
-	origin              string
+	origins             stringList
+	attemptTimeout      time.Duration
 	cacheDir            string
 	mem, disk, maxObj   byteSize
 	config              string
 	accessLog           bool
 	ttl, negativeTTL    time.Duration
+	swr, sie            time.Duration
+	mustServe           string
+	missConcurrency     int
 	fetchTimeout        time.Duration
 	shutdownTimeout     time.Duration
 	version             bool
+}
+
+// stringList is a flag.Value for a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, " ") }
+
+func (l *stringList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
 }
 
 // byteSize is a flag.Value for sizes such as 512MiB, 2GB or 1048576.
@@ -94,7 +108,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "public HTTP `address` (HTTP/1.1 and cleartext HTTP/2)")
 	fs.StringVar(&o.adminAddr, "admin", "127.0.0.1:9080", "admin `address`: /metrics, /stats, /healthz, /debug/pprof/; keep it private")
-	fs.StringVar(&o.origin, "origin", "", "origin `URL`: s3://BUCKET[/PREFIX][?region=R&endpoint=URL&path_style=true] or dir:PATH; empty serves the bundled demo site")
+	fs.Var(&o.origins, "origin", "origin `URL`: s3://BUCKET[/PREFIX][?region=R&endpoint=URL&path_style=true&connect_timeout=2s&header_timeout=5s] or dir:PATH; repeat for failover origins, tried in order; none serves the bundled demo site")
+	fs.DurationVar(&o.attemptTimeout, "origin-attempt-timeout", 5*time.Second, "bound on one origin attempt up to its response headers; a failed attempt is retried, then the next -origin is tried")
 	fs.StringVar(&o.cacheDir, "cache-dir", defaultCacheDir(), "disk cache `directory`")
 	fs.Var(&o.mem, "mem", "memory tier bound in `bytes` (e.g. 512MiB)")
 	fs.Var(&o.disk, "disk", "disk tier bound in `bytes` (e.g. 20GiB); 0 means unbounded")
@@ -103,6 +118,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.accessLog, "access-log", false, "write a JSON access log line per request to stdout")
 	fs.DurationVar(&o.ttl, "ttl", edge.DefaultTTL, "freshness when neither the origin's Cache-Control nor a rule sets one")
 	fs.DurationVar(&o.negativeTTL, "negative-ttl", edge.DefaultNegativeTTL, "how long a 404 from the origin is cached")
+	fs.DurationVar(&o.swr, "stale-while-revalidate", edge.DefaultStaleWhileRevalidate, "after expiry, how long a copy is served at once while one background request revalidates it (unless the origin's Cache-Control says)")
+	fs.DurationVar(&o.sie, "stale-if-error", edge.DefaultStaleIfError, "after expiry, how long a copy is served when the origin fails (unless the origin's Cache-Control says)")
+	fs.StringVar(&o.mustServe, "must-serve", "", "comma-separated `paths` the edge must be able to serve; /healthz fails without a usable copy of each")
+	fs.IntVar(&o.missConcurrency, "miss-concurrency", edge.DefaultMissConcurrency, "requests one client (IPv4 address, IPv6 /64) may have waiting on the origin; -1 is unlimited")
 	fs.DurationVar(&o.fetchTimeout, "fetch-timeout", edge.DefaultFetchTimeout, "bound on one origin fetch, body included")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -166,7 +185,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if o.accessLog {
 		accessLog = slog.New(slog.NewJSONHandler(stdout, nil))
 	}
-	h, err := edge.NewHandler(edge.Options{Cache: c, Sites: sites, AccessLog: accessLog, FetchTimeout: o.fetchTimeout})
+	h, err := edge.NewHandler(edge.Options{Cache: c, Sites: sites, AccessLog: accessLog, FetchTimeout: o.fetchTimeout, MissConcurrency: o.missConcurrency})
 	if err != nil {
 		fmt.Fprintf(stderr, "edge: %v\n", err)
 		return 1
@@ -199,6 +218,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		fmt.Fprintf(stderr, "edge: -admin: %v\n", err)
 		return 1
 	}
+	warmCtx, stopWarm := context.WithCancel(ctx)
+	defer stopWarm()
+	go h.KeepWarm(warmCtx, 5*time.Second)
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(pl) }()
 	go func() { errc <- admin.Serve(al) }()
@@ -228,13 +250,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	return status
 }
 
-// loadSites builds the sites from -config and -origin.
+// demoMustServe are the demo site's must-serve paths.
+var demoMustServe = []string{"/widget/v1/login.js", "/tenants/acme.json"}
+
+// loadSites builds the sites from -config and the flags.
 func loadSites(ctx context.Context, o *options) ([]edge.Site, error) {
-	var def origin.Origin
-	var defRules []edge.Rule
-	if o.origin != "" {
+	base := edge.Site{
+		TTL:                  o.ttl,
+		NegativeTTL:          o.negativeTTL,
+		StaleWhileRevalidate: o.swr,
+		StaleIfError:         o.sie,
+		MustServe:            splitList(o.mustServe),
+	}
+	if len(o.origins) > 0 {
 		var err error
-		if def, err = origin.Parse(ctx, o.origin); err != nil {
+		if base.Origin, err = openOrigins(ctx, o.origins, base.MustServe, o); err != nil {
 			return nil, fmt.Errorf("-origin: %w", err)
 		}
 	} else {
@@ -242,42 +272,80 @@ func loadSites(ctx context.Context, o *options) ([]edge.Site, error) {
 		if err != nil {
 			return nil, err
 		}
-		def, defRules = origin.NewFS(sub, "embed:demo"), demoRules
+		base.Origin, base.Rules = origin.NewFS(sub, "embed:demo"), demoRules
+		if base.MustServe == nil {
+			base.MustServe = demoMustServe
+		}
+	}
+	for _, p := range base.MustServe {
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("-must-serve: %q does not start with /", p)
+		}
 	}
 	if o.config == "" {
-		return []edge.Site{{Origin: def, Rules: defRules, TTL: o.ttl, NegativeTTL: o.negativeTTL}}, nil
+		return []edge.Site{base}, nil
 	}
 	cfg, err := edge.LoadConfig(o.config)
 	if err != nil {
 		return nil, err
 	}
 	if len(cfg.Sites) == 0 {
-		return []edge.Site{{Origin: def, Rules: defRules, TTL: o.ttl, NegativeTTL: o.negativeTTL}}, nil
+		return []edge.Site{base}, nil
 	}
 	sites := make([]edge.Site, 0, len(cfg.Sites))
 	for i, sc := range cfg.Sites {
-		s := edge.Site{
-			Hosts:       sc.Hosts,
-			Origin:      def,
-			Index:       sc.Index,
-			TTL:         time.Duration(sc.TTL),
-			NegativeTTL: time.Duration(sc.NegativeTTL),
-			Rules:       sc.Rules,
+		s := base
+		s.Hosts, s.Index, s.Rules = sc.Hosts, sc.Index, sc.Rules
+		for _, v := range []struct {
+			dst *time.Duration
+			src edge.Duration
+		}{{&s.TTL, sc.TTL}, {&s.NegativeTTL, sc.NegativeTTL}, {&s.StaleWhileRevalidate, sc.StaleWhileRevalidate}, {&s.StaleIfError, sc.StaleIfError}} {
+			if v.src != 0 {
+				*v.dst = time.Duration(v.src)
+			}
 		}
-		if s.TTL == 0 {
-			s.TTL = o.ttl
+		if sc.MustServe != nil {
+			s.MustServe = sc.MustServe
 		}
-		if s.NegativeTTL == 0 {
-			s.NegativeTTL = o.negativeTTL
-		}
-		if sc.Origin != "" {
-			if s.Origin, err = origin.Parse(ctx, sc.Origin); err != nil {
+		if specs := sc.OriginList(); len(specs) > 0 {
+			if s.Origin, err = openOrigins(ctx, specs, s.MustServe, o); err != nil {
 				return nil, fmt.Errorf("config %s: sites[%d].origin: %w", o.config, i, err)
 			}
 		}
 		sites = append(sites, s)
 	}
 	return sites, nil
+}
+
+// openOrigins opens the origin specs, tried in order with retries and
+// circuit breakers. A down origin is probed with the first must-serve
+// path: an object that exists, so a 200 proves the origin and its
+// credentials work (S3 answers 403 for a missing key without
+// s3:ListBucket).
+func openOrigins(ctx context.Context, specs, mustServe []string, o *options) (origin.Origin, error) {
+	var list []origin.Origin
+	for _, spec := range specs {
+		org, err := origin.Parse(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, org)
+	}
+	cfg := origin.FailoverConfig{AttemptTimeout: o.attemptTimeout}
+	if len(mustServe) > 0 {
+		cfg.ProbeKey = mustServe[0]
+	}
+	return origin.NewFailover(list, cfg), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func buildVersion() string {

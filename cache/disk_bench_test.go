@@ -1,0 +1,165 @@
+package cache
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkDiskGet opens an entry already verified and reads its body:
+// the disk tier's hit path.
+func BenchmarkDiskGet(b *testing.B) {
+	for _, size := range []int{1 << 10, 64 << 10} {
+		b.Run(fmt.Sprintf("body=%dKiB", size>>10), func(b *testing.B) {
+			d := diskTestOpen(b, b.TempDir(), 0)
+			const key = "/tenant/config.json\x00identity"
+			meta := []byte(`{"version":1,"etag":"\"abc\"","expires":"2030-01-01T00:00:00Z"}`)
+			diskTestPut(b, d, key, meta, diskTestBody(size, key))
+			if _, _, err := diskTestGet(d, key); err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]byte, size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				e, err := d.Get(key)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(e.Body, buf); err != nil {
+					b.Fatal(err)
+				}
+				e.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkDiskGetParallel is BenchmarkDiskGet from all cores over 1,000
+// keys.
+func BenchmarkDiskGetParallel(b *testing.B) {
+	d := diskTestOpen(b, b.TempDir(), 0)
+	const n = 1000
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("/tenant/%d/config.json\x00identity", i)
+		diskTestPut(b, d, keys[i], []byte(`{"version":1}`), diskTestBody(1<<10, keys[i]))
+		if _, _, err := diskTestGet(d, keys[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(1 << 10)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 1<<10)
+		i := 0
+		for pb.Next() {
+			e, err := d.Get(keys[i%n])
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.ReadFull(e.Body, buf)
+			e.Close()
+			i++
+		}
+	})
+}
+
+// BenchmarkDiskGetFirst is the first Get of an entry in a process, which
+// streams the body through its checksum.
+func BenchmarkDiskGetFirst(b *testing.B) {
+	const size = 1 << 20
+	d := diskTestOpen(b, b.TempDir(), 0)
+	diskTestPut(b, d, "/widget.js", nil, diskTestBody(size, "w"))
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		d.mu.Lock()
+		d.index["/widget.js"].verified = false
+		d.mu.Unlock()
+		e, err := d.Get("/widget.js")
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.Close()
+	}
+}
+
+// BenchmarkDiskPut stores a 1 KiB body: temp file, one write, rename.
+func BenchmarkDiskPut(b *testing.B) {
+	d := diskTestOpen(b, b.TempDir(), 0)
+	body := diskTestBody(1<<10, "p")
+	meta := []byte(`{"version":1,"etag":"\"abc\""}`)
+	b.SetBytes(1 << 10)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := d.Put(fmt.Sprintf("/k/%d", i%1000), meta, bytes.NewReader(body), int64(len(body))); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkOpenDisk measures indexing at start-up: 100,000 entries of
+// ~1 KiB body and ~100 B meta (the page cache is warm after the fixture
+// is written). Building the fixture takes some seconds; it is built once,
+// in the parent benchmark, and only when -bench selects this benchmark.
+func BenchmarkOpenDisk(b *testing.B) {
+	const entries = 100_000
+	dir := b.TempDir()
+	start := time.Now()
+	diskBenchFixture(b, dir, entries)
+	b.Logf("fixture of %d entries written in %v", entries, time.Since(start).Round(time.Millisecond))
+	b.Run(fmt.Sprintf("entries=%d", entries), func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			d, err := OpenDisk(dir, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if s := d.Stats(); s.Entries != entries || s.Corrupt != 0 {
+				b.Fatalf("indexed %+v, want %d entries", s, entries)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/open")
+	})
+}
+
+// diskBenchFixture writes n valid files straight to dir (faster than Put).
+func diskBenchFixture(b *testing.B, dir string, n int) {
+	const writers = 4
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			body := diskTestBody(1<<10, "fixture")
+			for i := w; i < n; i += writers {
+				key := fmt.Sprintf("/tenants/%06d/config.json\x00identity", i)
+				meta := fmt.Appendf(nil, `{"version":%d,"etag":"\"%08x\"","expires":"2030-01-01T00:00:00Z"}`, i, i)
+				h := diskHashName(key)
+				path := filepath.Join(dir, h[0:2], h[2:4], h)
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					errs <- err
+					return
+				}
+				if err := os.WriteFile(path, diskFuzzFile(key, meta, body, int64(i)), 0o600); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}

@@ -1,0 +1,120 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// diskFuzzFile is a complete file for key, meta and body.
+func diskFuzzFile(key string, meta, body []byte, written int64) []byte {
+	b := diskEncodePrefix(nil, key, meta, int64(len(body)), written, crc32.Checksum(body, diskCRCTable))
+	return append(b, body...)
+}
+
+func diskFuzzSeeds(f *testing.F, key string) {
+	valid := diskFuzzFile(key, []byte(`{"etag":"\"x\""}`), []byte("hello, world"), diskFuzzTime)
+	f.Add(valid)
+	f.Add(diskFuzzFile(key, nil, nil, diskFuzzTime))
+	f.Add(diskFuzzFile("another key", []byte("m"), []byte("b"), diskFuzzTime))
+	f.Add(valid[:len(valid)-1])
+	f.Add(append(bytes.Clone(valid), 0))
+	f.Add(valid[:diskHeaderSize])
+	f.Add(valid[:diskHeaderSize-1])
+	for _, off := range []int{0, 4, 8, 12, 16, 23, 24, 32, 36, diskHeaderSize, len(valid) - 1} {
+		b := bytes.Clone(valid)
+		b[off] ^= 0x80
+		f.Add(b)
+	}
+	huge := bytes.Clone(valid)
+	binary.LittleEndian.PutUint32(huge[8:], 1<<31)
+	binary.LittleEndian.PutUint32(huge[12:], 1<<31)
+	binary.LittleEndian.PutUint64(huge[16:], 1<<63-1)
+	f.Add(huge)
+	f.Add([]byte{})
+	f.Add([]byte("EDGE"))
+}
+
+// diskFuzzWritten is the time written that a file's header claims.
+func diskFuzzWritten(file []byte) int64 {
+	if len(file) < diskHeaderSize {
+		return 0
+	}
+	return int64(binary.LittleEndian.Uint64(file[24:]))
+}
+
+const diskFuzzTime = 1764000000_000000000
+
+// FuzzDiskHeader: decoding never panics, never claims lengths beyond the
+// bounds, and what it accepts re-encodes to the same bytes.
+func FuzzDiskHeader(f *testing.F) {
+	diskFuzzSeeds(f, "/k")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := decodeDiskHeader(b)
+		if err != nil {
+			return
+		}
+		if h.keyLen < 0 || h.keyLen > diskMaxKey || h.metaLen < 0 || h.metaLen > diskMaxMeta || h.bodyLen < 0 {
+			t.Fatalf("accepted out-of-bounds header %+v", h)
+		}
+		if h.prefixLen() > h.fileSize() || h.fileSize() < diskHeaderSize {
+			t.Fatalf("sizes overflow: %+v", h)
+		}
+		key, meta, err := diskDecodePrefix(h, b)
+		if err != nil {
+			return
+		}
+		if len(key) != h.keyLen || len(meta) != h.metaLen {
+			t.Fatalf("key %d, meta %d bytes; header %+v", len(key), len(meta), h)
+		}
+		if re := diskEncodePrefix(nil, key, meta, h.bodyLen, h.written, h.bodyCRC); !bytes.Equal(re, b[:h.prefixLen()]) {
+			t.Fatalf("accepted prefix does not re-encode to itself:\n%x\n%x", b[:h.prefixLen()], re)
+		}
+	})
+}
+
+// FuzzDiskFile writes arbitrary bytes as key's file, opens a Disk over it
+// and gets key: the answer is absent, corrupt, or exactly the bytes that
+// were stored in a valid file, and a bad file does not survive.
+func FuzzDiskFile(f *testing.F) {
+	const key = "/fuzz.js\x00gzip"
+	diskFuzzSeeds(f, key)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		h := diskHashName(key)
+		path := filepath.Join(dir, h[0:2], h[2:4], h)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d, err := OpenDisk(dir, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the first Get verifies, the second trusts that
+			meta, body, err := diskTestGet(d, key)
+			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("Get = %v", err)
+				}
+				if d.Has(key) || diskTestExists(path) {
+					t.Fatalf("bad file kept after Get = %v", err)
+				}
+				return
+			}
+			if want := diskFuzzFile(key, meta, body, diskFuzzWritten(data)); !bytes.Equal(want, data) {
+				t.Fatalf("Get returned meta %q body %q, not what the file holds", meta, body)
+			}
+		}
+		if s := d.Stats(); s.Entries != 1 || s.Bytes != int64(len(data)) {
+			t.Fatalf("Stats = %+v for a file of %d bytes", s, len(data))
+		}
+	})
+}

@@ -1,0 +1,151 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/edgecdn/edge/origin"
+)
+
+// Health is what /healthz reports: whether the edge can serve every
+// must-serve path of every site right now, and why not.
+type Health struct {
+	OK       bool
+	Draining bool
+	Paths    []PathHealth
+	Origins  []origin.OriginState // of origins that report their state
+}
+
+// PathHealth is one must-serve path's state.
+type PathHealth struct {
+	Site, Path string
+	OK         bool
+	State      string // "fresh", "stale, within stale-if-error", "not cached", ...
+}
+
+// stateReporter is an Origin that reports per-origin state
+// (origin.Failover).
+type stateReporter interface{ States() []origin.OriginState }
+
+// Health checks every must-serve path: each must have a copy that is
+// fresh or within its stale-if-error window. A path the edge has never
+// fetched counts as unservable: an edge that has not shown it can reach
+// its origin must not take traffic.
+func (h *Handler) Health() Health {
+	now := h.now()
+	hl := Health{OK: true}
+	select {
+	case <-h.draining:
+		hl.OK, hl.Draining = false, true
+	default:
+	}
+	for _, s := range h.sites {
+		for _, p := range s.MustServe {
+			ph := PathHealth{Site: s.keyPrefix, Path: p}
+			obj := h.cache.Lookup(s.keyPrefix + p)
+			switch {
+			case obj == nil:
+				ph.State = "not cached"
+			case obj.Meta.Status != http.StatusOK:
+				ph.State = fmt.Sprintf("origin answered %d", obj.Meta.Status)
+			case obj.Meta.Fresh(now):
+				ph.OK, ph.State = true, "fresh"
+			case obj.Meta.Usable(now):
+				ph.OK, ph.State = true, fmt.Sprintf("stale for %s, within stale-if-error", now.Sub(obj.Meta.Expires).Round(time.Second))
+			default:
+				ph.State = fmt.Sprintf("stale for %s, past stale-if-error", now.Sub(obj.Meta.Expires).Round(time.Second))
+			}
+			hl.OK = hl.OK && ph.OK
+			hl.Paths = append(hl.Paths, ph)
+		}
+		if r, ok := s.Origin.(stateReporter); ok {
+			hl.Origins = append(hl.Origins, r.States()...)
+		}
+	}
+	return hl
+}
+
+// health answers /healthz: 200 "ok" while every must-serve path can be
+// served, else 503 with the first reason, so DNS and load balancers take
+// the edge out. /healthz?verbose lists every path and origin.
+func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
+	hl := h.Health()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !hl.OK {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_, verbose := r.URL.Query()["verbose"]
+	switch {
+	case verbose:
+		fmt.Fprintf(w, "ok: %v\n", hl.OK)
+		if hl.Draining {
+			fmt.Fprintln(w, "draining: shutting down")
+		}
+		for _, p := range hl.Paths {
+			fmt.Fprintf(w, "path %s%s: %s\n", p.Site, p.Path, p.State)
+		}
+		for _, o := range hl.Origins {
+			fmt.Fprintf(w, "origin %s: %s", o.Name, o.State)
+			if o.LastError != "" {
+				fmt.Fprintf(w, " (%d failures; last: %s)", o.ConsecutiveFailures, o.LastError)
+			}
+			fmt.Fprintln(w)
+		}
+	case hl.OK:
+		io.WriteString(w, "ok\n")
+	case hl.Draining:
+		io.WriteString(w, "draining\n")
+	default:
+		var bad []string
+		for _, p := range hl.Paths {
+			if !p.OK {
+				bad = append(bad, p.Path+": "+p.State)
+			}
+		}
+		io.WriteString(w, "unhealthy: "+strings.Join(bad, "; ")+"\n")
+	}
+}
+
+// Drain makes /healthz answer 503 from now on, ahead of a shutdown.
+func (h *Handler) Drain() {
+	select {
+	case <-h.draining:
+	default:
+		close(h.draining)
+	}
+}
+
+// KeepWarm fetches every must-serve path at once and then every interval,
+// whenever its copy is missing or expired, so that health reflects the
+// origin and the paths browsers need are always cached. It returns when
+// ctx is done.
+func (h *Handler) KeepWarm(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		h.warm(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// warm makes one pass over the must-serve paths.
+func (h *Handler) warm(ctx context.Context) {
+	now := h.now()
+	for _, s := range h.sites {
+		for _, p := range s.MustServe {
+			key := s.keyPrefix + p
+			if obj := h.cache.Lookup(key); obj == nil || !obj.Meta.Fresh(now) {
+				_, _, _ = h.fill(ctx, "", s, key, p, obj)
+			}
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package edge
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgecdn/edge/cache"
+)
+
+func TestHealthTellsTheTruth(t *testing.T) {
+	te := newTestEdge(t, Site{
+		TTL: time.Minute, StaleWhileRevalidate: time.Nanosecond, StaleIfError: time.Hour,
+		MustServe: []string{"/widget/v1/login.js", "/tenants/acme.json"},
+	}, cache.Config{})
+	te.org.put("/widget/v1/login.js", memObject{body: text(5000)})
+	te.org.put("/tenants/acme.json", memObject{body: text(1500)})
+
+	health := func() (int, string) {
+		res := te.get(t, "GET", "/healthz?verbose")
+		return res.StatusCode, string(readBody(t, res))
+	}
+	// Never fetched: not healthy, even though nothing has failed yet.
+	if code, body := health(); code != 503 || !strings.Contains(body, "not cached") {
+		t.Fatalf("before warming: %d %q", code, body)
+	}
+	te.h.warm(context.Background())
+	te.cache.Wait()
+	if code, body := health(); code != 200 || strings.Count(body, ": fresh") != 2 {
+		t.Fatalf("warm: %d %q", code, body)
+	}
+	// The origin goes away: stale copies within stale-if-error still serve.
+	te.org.down.Store(true)
+	te.clock.Advance(30 * time.Minute)
+	te.h.warm(context.Background())
+	if code, body := health(); code != 200 || !strings.Contains(body, "within stale-if-error") {
+		t.Fatalf("origin down, within the window: %d %q", code, body)
+	}
+	// Past the window the edge cannot serve the widget: it must say so.
+	te.clock.Advance(time.Hour)
+	res := te.get(t, "GET", "/healthz")
+	if body := string(readBody(t, res)); res.StatusCode != 503 || !strings.Contains(body, "/widget/v1/login.js: stale") {
+		t.Fatalf("past the window: %d %q", res.StatusCode, body)
+	}
+	// The origin comes back: the warmer refreshes, health recovers.
+	te.org.down.Store(false)
+	te.h.warm(context.Background())
+	te.cache.Wait()
+	if code, body := health(); code != 200 {
+		t.Fatalf("recovered: %d %q", code, body)
+	}
+	te.h.Drain()
+	if code, body := health(); code != 503 || !strings.Contains(body, "draining") {
+		t.Fatalf("draining: %d %q", code, body)
+	}
+}
+
+func TestHealthWithoutMustServe(t *testing.T) {
+	te := newTestEdge(t, Site{}, cache.Config{})
+	if res := te.get(t, "GET", "/healthz"); res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+}
