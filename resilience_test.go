@@ -1,0 +1,252 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgecdn/edge/cache"
+	"github.com/edgecdn/edge/internal/s3test"
+	"github.com/edgecdn/edge/origin"
+)
+
+// faultEdge is an edge in front of the real S3 server through a
+// fault-injecting proxy, with a clock the test controls. Requests and
+// faults are counted at the proxy, the S3 side of the edge.
+type faultEdge struct {
+	srv   *s3test.Server
+	proxy *s3test.FaultProxy
+	clock *clock
+	h     *Handler
+	cache *cache.Cache
+	org   *origin.Failover
+}
+
+func startFaultEdge(t *testing.T) *faultEdge {
+	t.Helper()
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "assets")
+	e := &faultEdge{srv: srv, proxy: s3test.NewFaultProxy(t, srv.Endpoint()), clock: newClock()}
+	s3o, err := origin.Parse(context.Background(), e.proxy.OriginURL("assets", "site"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Short attempts, so held responses time out quickly; a high
+	// threshold, so the breaker stays out of the per-fault cases.
+	e.org = origin.NewFailover([]origin.Origin{s3o}, origin.FailoverConfig{
+		AttemptTimeout: 300 * time.Millisecond, FailureThreshold: 1000, Backoff: time.Millisecond,
+	})
+	t.Cleanup(e.org.Close)
+	e.cache, err = cache.Open(cache.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.cache.Close() })
+	e.h, err = NewHandler(Options{
+		Cache: e.cache,
+		Sites: []Site{{Origin: e.org, TTL: time.Minute, StaleWhileRevalidate: time.Nanosecond, StaleIfError: time.Hour}},
+		Now:   e.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *faultEdge) get(t *testing.T, path string, hdr ...string) *http.Response {
+	t.Helper()
+	r := httptest.NewRequest("GET", path, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	return w.Result()
+}
+
+// TestOriginFaults: for each way S3 can fail, a cached (expired) object
+// keeps being served, nothing broken is cached, and an uncached object
+// gets a clean 502/504.
+func TestOriginFaults(t *testing.T) {
+	e := startFaultEdge(t)
+	good := text(20 << 10)
+	e.srv.Put(t, "assets", "site/w.js", good, s3test.PutOptions{ContentType: "text/javascript"})
+	for i := range 8 {
+		e.srv.Put(t, "assets", fmt.Sprintf("site/u%d.js", i), text(20<<10), s3test.PutOptions{ContentType: "text/javascript"})
+	}
+	if res := e.get(t, "/w.js", "Accept-Encoding", "gzip"); res.StatusCode != 200 {
+		t.Fatal(res.StatusCode)
+	}
+	e.cache.Wait()
+
+	for i, tc := range []struct {
+		name   string
+		fault  s3test.Fault
+		status int // for the uncached object
+	}{
+		{"500 InternalError", s3test.Fault{Status: 500}, 502},
+		{"503 SlowDown", s3test.Fault{Status: 503, Code: "SlowDown"}, 502},
+		// S3's 403 for a key the edge never had is cached briefly as a
+		// negative answer (404 to the client), like a 404.
+		{"403 for everything", s3test.Fault{Status: 403}, 404},
+		{"connection refused", s3test.Fault{Refuse: true}, 502},
+		{"body cut mid-stream", s3test.Fault{CutBodyAfter: 5000}, 502},
+		{"Content-Length too long", s3test.Fault{WrongLength: 30 << 10}, 502},
+		{"headers never come", s3test.Fault{Hold: make(chan struct{})}, 504},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.fault.CutBodyAfter > 0 {
+				// A new version at S3, so revalidation gets a body to break
+				// rather than a 304.
+				e.srv.Put(t, "assets", "site/w.js", text(21<<10), s3test.PutOptions{ContentType: "text/javascript"})
+			}
+			e.clock.Advance(2 * time.Minute) // the cached copy is expired again
+			e.proxy.SetFault(tc.fault)
+			defer e.proxy.SetFault(s3test.Fault{})
+			faults := e.proxy.Faults()
+
+			res := e.get(t, "/w.js", "Accept-Encoding", "gzip")
+			if res.StatusCode != 200 || !strings.Contains(res.Header.Get("Cache-Status"), "stale-if-error") || !bytes.Equal(decode(t, res), good) {
+				t.Fatalf("cached object: status %d Cache-Status %q", res.StatusCode, res.Header.Get("Cache-Status"))
+			}
+			path := fmt.Sprintf("/u%d.js", i)
+			res = e.get(t, path)
+			body := readBody(t, res)
+			if res.StatusCode != tc.status || !bytes.Equal(body, []byte(http.StatusText(tc.status)+"\n")) {
+				t.Fatalf("uncached object: status %d body %q, want a bare %d", res.StatusCode, body, tc.status)
+			}
+			if e.proxy.Faults() == faults {
+				t.Fatal("the fault never reached the proxy")
+			}
+			if obj := e.cache.Lookup(e.org.String() + path); obj != nil && obj.Meta.Status == http.StatusOK {
+				t.Fatal("a failed fetch left an object in the cache")
+			}
+			if tc.fault.Hold != nil {
+				close(tc.fault.Hold)
+			}
+		})
+	}
+
+	// With the faults gone, the broken objects are fetched whole.
+	e.proxy.SetFault(s3test.Fault{})
+	e.clock.Advance(time.Minute) // past the negative TTL of the 403
+	for i := range 7 {
+		res := e.get(t, fmt.Sprintf("/u%d.js", i))
+		if got := readBody(t, res); res.StatusCode != 200 || len(got) != 20<<10 {
+			t.Fatalf("u%d after recovery: status %d, %d bytes", i, res.StatusCode, len(got))
+		}
+	}
+}
+
+// TestOneRevalidationPerKey: 100 concurrent requests for a stale object
+// make exactly one request to S3, counted at the proxy.
+func TestOneRevalidationPerKey(t *testing.T) {
+	e := startFaultEdge(t)
+	e.h.sites[0].StaleWhileRevalidate = time.Hour
+	e.srv.Put(t, "assets", "site/t.json", text(3000), s3test.PutOptions{})
+	e.get(t, "/t.json")
+	e.cache.Wait()
+	before := e.proxy.GetsFor("t.json")
+
+	hold := make(chan struct{})
+	e.proxy.SetFault(s3test.Fault{Hold: hold, Only: "t.json"})
+	done := make(chan string, 1)
+	e.h.revalidated = func(key string) { done <- key }
+	e.clock.Advance(2 * time.Minute)
+
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res := e.get(t, "/t.json"); res.StatusCode != 200 {
+				t.Errorf("status %d", res.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	e.proxy.SetFault(s3test.Fault{})
+	close(hold)
+	<-done
+	if got := e.proxy.GetsFor("t.json") - before; got != 1 {
+		t.Fatalf("S3 saw %d GETs for 100 stale requests, want 1", got)
+	}
+}
+
+// TestAllOriginsDownServesStaleAtOnce: once every circuit is open, stale
+// copies are served without a request to S3 and without waiting.
+func TestAllOriginsDownServesStaleAtOnce(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "assets")
+	proxy := s3test.NewFaultProxy(t, srv.Endpoint())
+	srv.Put(t, "assets", "site/w.js", text(5000), s3test.PutOptions{})
+	s3o, err := origin.Parse(context.Background(), proxy.OriginURL("assets", "site"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := origin.NewFailover([]origin.Origin{s3o}, origin.FailoverConfig{FailureThreshold: 2, Backoff: time.Millisecond, ProbeInterval: time.Hour})
+	t.Cleanup(org.Close)
+	te := newTestEdge(t, Site{Origin: org, TTL: time.Minute, StaleWhileRevalidate: time.Nanosecond}, cache.Config{})
+	if res := te.get(t, "GET", "/w.js"); res.StatusCode != 200 {
+		t.Fatal(res.StatusCode)
+	}
+	te.cache.Wait()
+	proxy.SetFault(s3test.Fault{Status: 503, Code: "SlowDown"})
+	te.clock.Advance(2 * time.Minute)
+	te.get(t, "GET", "/w.js") // fails twice at S3: the circuit opens
+	if !org.AllDown() {
+		t.Fatalf("circuit not open after failures: %+v", org.States())
+	}
+	seen := proxy.Requests()
+	for range 10 {
+		res := te.get(t, "GET", "/w.js")
+		if res.StatusCode != 200 || !strings.Contains(res.Header.Get("Cache-Status"), "stale-if-error") {
+			t.Fatalf("status %d Cache-Status %q", res.StatusCode, res.Header.Get("Cache-Status"))
+		}
+	}
+	if res := te.get(t, "GET", "/never-cached.js"); res.StatusCode != 502 {
+		t.Fatalf("uncached while all down: status %d", res.StatusCode)
+	}
+	if got := proxy.Requests() - seen; got != 0 {
+		t.Fatalf("S3 saw %d requests while every circuit was open", got)
+	}
+	res := te.get(t, "GET", "/healthz?verbose")
+	if body := string(readBody(t, res)); !strings.Contains(body, "open") {
+		t.Fatalf("health does not show the open circuit: %q", body)
+	}
+}
+
+// TestFailoverToReplica: the primary bucket fails, the replica answers.
+func TestFailoverToReplica(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "primary")
+	srv.CreateBucket(t, "replica")
+	proxy := s3test.NewFaultProxy(t, srv.Endpoint())
+	body := text(4000)
+	srv.Put(t, "replica", "w.js", body, s3test.PutOptions{})
+	var origins []origin.Origin
+	for _, spec := range []string{proxy.OriginURL("primary", ""), srv.OriginURL("replica", "")} {
+		o, err := origin.Parse(context.Background(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		origins = append(origins, o)
+	}
+	org := origin.NewFailover(origins, origin.FailoverConfig{Backoff: time.Millisecond})
+	t.Cleanup(org.Close)
+	proxy.SetFault(s3test.Fault{Status: 500})
+	te := newTestEdge(t, Site{Origin: org}, cache.Config{})
+	res := te.get(t, "GET", "/w.js")
+	if got := readBody(t, res); res.StatusCode != 200 || !bytes.Equal(got, body) {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	if proxy.Faults() == 0 {
+		t.Fatal("the primary was never tried")
+	}
+}
