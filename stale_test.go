@@ -180,3 +180,30 @@ func TestMissLimitPerClient(t *testing.T) {
 	close(te.org.gate)
 	wg.Wait()
 }
+
+// TestRestartKeepsFreshness: after a restart, a copy that was fresh is
+// served as a hit, and one that expired meanwhile is revalidated with a
+// conditional request, not refetched blind.
+func TestRestartKeepsFreshness(t *testing.T) {
+	dir := t.TempDir()
+	te := newTestEdge(t, Site{TTL: time.Minute, StaleWhileRevalidate: time.Nanosecond}, cache.Config{Dir: dir})
+	te.org.put("/short.json", memObject{body: text(2000)})
+	te.org.put("/long.js", memObject{body: text(2000), cacheControl: "max-age=3600"})
+	te.get(t, "GET", "/short.json")
+	te.get(t, "GET", "/long.js")
+	te.cache.Close()
+
+	te2 := newTestEdge(t, Site{TTL: time.Minute, StaleWhileRevalidate: time.Nanosecond}, cache.Config{Dir: dir})
+	te2.org.put("/short.json", memObject{body: text(2000)})
+	te2.org.put("/long.js", memObject{body: text(2000), cacheControl: "max-age=3600"})
+	te2.clock.Advance(10 * time.Minute)
+	if cs := te2.get(t, "GET", "/long.js").Header.Get("Cache-Status"); !strings.HasPrefix(cs, "edge; hit") {
+		t.Fatalf("fresh copy after restart: Cache-Status %q", cs)
+	}
+	if cs := te2.get(t, "GET", "/short.json").Header.Get("Cache-Status"); !strings.Contains(cs, "fwd-status=304") {
+		t.Fatalf("expired copy after restart: Cache-Status %q, want a 304 revalidation", cs)
+	}
+	if got := te2.org.gets.Load(); got != 1 {
+		t.Fatalf("origin requests after restart %d, want 1 (the conditional one)", got)
+	}
+}
