@@ -7,6 +7,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -498,4 +499,43 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+func TestPlainResponseHeaders(t *testing.T) {
+	te := newTestEdge(t, Site{}, cache.Config{})
+	body := text(3000)
+	te.org.put("/a.js", memObject{body: body})
+	for _, method := range []string{"GET", "HEAD"} {
+		res := te.get(t, method, "/a.js")
+		if res.Header.Get("Content-Length") != "3000" || res.Header.Get("Accept-Ranges") != "bytes" || res.Header.Get("Last-Modified") != "Fri, 02 Jan 2026 03:04:05 GMT" {
+			t.Fatalf("%s: headers %v", method, res.Header)
+		}
+		if got := readBody(t, res); method == "GET" && !bytes.Equal(got, body) || method == "HEAD" && len(got) != 0 {
+			t.Fatalf("%s: %d body bytes", method, len(got))
+		}
+	}
+}
+
+// TestDiskBodyOverTCP serves a body kept on disk only through a real
+// connection, where it goes out with sendfile.
+func TestDiskBodyOverTCP(t *testing.T) {
+	te := newTestEdge(t, Site{}, cache.Config{MaxMemoryObject: 4 << 10})
+	big := text(3 << 20)
+	te.org.put("/big.js", memObject{body: big})
+	srv := httptest.NewServer(te.h)
+	defer srv.Close()
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	for i := range 3 {
+		req, _ := http.NewRequest("GET", srv.URL+"/big.js", nil)
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readBody(t, res)
+		res.Body.Close()
+		if res.StatusCode != 200 || !bytes.Equal(got, big) {
+			t.Fatalf("request %d: status %d, %d bytes", i, res.StatusCode, len(got))
+		}
+	}
 }

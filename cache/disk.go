@@ -149,6 +149,17 @@ type DiskEntry struct {
 // Close closes the entry's file.
 func (e *DiskEntry) Close() error { return e.f.Close() }
 
+// WriteTo writes the body to w. It hands w the file itself, positioned
+// at the body and limited to it, so that a net/http response (whose
+// ReadFrom reaches the TCP connection's) sends it with sendfile(2),
+// without copying it through user space.
+func (e *DiskEntry) WriteTo(w io.Writer) (int64, error) {
+	if _, err := e.f.Seek(e.off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	return io.Copy(w, io.LimitReader(e.f, e.Size))
+}
+
 // ReadBody reads the whole body into a new slice, independently of Body's
 // position. It allocates Size bytes: use it for bodies known to be small.
 func (e *DiskEntry) ReadBody() ([]byte, error) {
