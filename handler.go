@@ -505,7 +505,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *site, p strin
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
 			// A failed write means the client went away: nothing to tell it.
-			_, _ = h.cache.WriteBody(w, obj, v)
+			n, _ := h.cache.WriteBody(w, obj, v)
+			h.metrics.bodyBytes[coding].Add(float64(n))
 		}
 		return
 	}

@@ -35,6 +35,7 @@ type metrics struct {
 	notFound    prometheus.Counter
 	rejected    *prometheus.CounterVec
 	derivations [numCodings]prometheus.Counter
+	bodyBytes   [numCodings]prometheus.Counter
 	originReqs  *prometheus.CounterVec
 	originSecs  *prometheus.HistogramVec
 }
@@ -58,6 +59,10 @@ func newMetrics(c *cache.Cache) *metrics {
 		Name: "edge_derivations_total",
 		Help: "Variants computed (compressed or decompressed) from a stored object, by the coding produced. Each object version is transcoded once per coding; cache hits never add to this.",
 	}, []string{"encoding"})
+	bodyBytes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edge_response_body_bytes_total",
+		Help: "Body bytes of full (200) object responses to GET, by content coding.",
+	}, []string{"encoding"})
 	m.originReqs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edge_origin_requests_total",
 		Help: "Requests to origins, by origin and result (ok, not_modified, not_found, forbidden, error).",
@@ -74,8 +79,9 @@ func newMetrics(c *cache.Cache) *metrics {
 	}
 	for c := range numCodings {
 		m.derivations[c] = derivations.WithLabelValues(negotiate.Coding(c).String())
+		m.bodyBytes[c] = bodyBytes.WithLabelValues(negotiate.Coding(c).String())
 	}
-	m.reg.MustRegister(requests, m.notFound, m.rejected, derivations, m.originReqs, m.originSecs)
+	m.reg.MustRegister(requests, m.notFound, m.rejected, derivations, bodyBytes, m.originReqs, m.originSecs)
 
 	gauge := func(name, help string, f func(cache.Stats) float64) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(c.Stats()) }))
