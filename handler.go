@@ -276,8 +276,6 @@ func (h *Handler) fill(ctx context.Context, client string, s *site, key, p strin
 		obj, _, err = h.cache.Fill(ctx, key, h.fetchTimeout, fetch)
 	}
 	switch {
-	case errors.Is(err, errTooManyMisses):
-		return nil, resultError, err
 	case err != nil && stale != nil && stale.Meta.Usable(h.now()) && ctx.Err() == nil:
 		return stale, resultStale, nil
 	case err != nil:
