@@ -491,10 +491,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *site, p strin
 	}
 	hdr["Age"] = []string{strconv.FormatInt(obj.Meta.Age(now), 10)}
 
+	body, err := h.cache.Open(obj, v)
+	if err != nil {
+		h.originFailed(w, err)
+		return
+	}
+	defer body.Close()
 	if unconditional(r.Header) {
 		// Nothing for ServeContent to decide: a 200 with the whole body,
-		// written at once (sent with sendfile from disk) instead of
-		// through ServeContent's 32 KiB copy loop.
+		// written at once (large bodies with sendfile from disk) instead
+		// of through ServeContent's 32 KiB copy loop.
 		hdr["Content-Length"] = []string{strconv.FormatInt(v.Size, 10)}
 		hdr["Accept-Ranges"] = acceptRangesBytes
 		if lm := obj.Meta.LastModified; !lm.IsZero() && !lm.Equal(time.Unix(0, 0)) {
@@ -503,18 +509,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *site, p strin
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
 			// A failed write means the client went away: nothing to tell it.
-			n, _ := h.cache.WriteBody(w, obj, v)
+			n, _ := body.WriteTo(w)
 			h.metrics.bodyBytes[coding].Add(float64(n))
 		}
 		return
 	}
-	body, closer, err := h.cache.Body(obj, v)
-	if err != nil {
-		h.originFailed(w, err)
-		return
-	}
-	defer closer.Close()
-	http.ServeContent(w, r, "", obj.Meta.LastModified, body)
+	http.ServeContent(w, r, "", obj.Meta.LastModified, body.ReadSeeker())
 }
 
 var acceptRangesBytes = []string{"bytes"}
