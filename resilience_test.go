@@ -220,6 +220,11 @@ func TestAllOriginsDownServesStaleAtOnce(t *testing.T) {
 	if body := string(readBody(t, res)); !strings.Contains(body, "open") {
 		t.Fatalf("health does not show the open circuit: %q", body)
 	}
+	rec := httptest.NewRecorder()
+	te.h.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if want := fmt.Sprintf("edge_origin_state{origin=%q,state=\"open\"} 1", org.String()); !strings.Contains(rec.Body.String(), want) {
+		t.Fatalf("metrics lack %s", want)
+	}
 }
 
 // TestFailoverToReplica: the primary bucket fails, the replica answers.

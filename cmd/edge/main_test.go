@@ -130,6 +130,12 @@ func TestServesDemoSite(t *testing.T) {
 	if res, _ := get(base + "/metrics"); res.StatusCode != 404 {
 		t.Fatalf("/metrics on the public listener: status %d, want 404", res.StatusCode)
 	}
+	if res, _ := get(base+"/tenants/acme.json", "X-Padding", strings.Repeat("x", 40<<10)); res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("40 KiB of headers: status %d, want 431", res.StatusCode)
+	}
+	if res, body := get(admin + "/debug/pprof/"); res.StatusCode != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("pprof: status %d", res.StatusCode)
+	}
 
 	cancel()
 	if code := <-done; code != 0 {
