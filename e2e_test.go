@@ -97,13 +97,7 @@ func (e *s3Edge) open(t *testing.T) {
 
 func (e *s3Edge) get(t *testing.T, path string, hdr ...string) *http.Response {
 	t.Helper()
-	r := httptest.NewRequest("GET", path, nil)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		r.Header.Set(hdr[i], hdr[i+1])
-	}
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, r)
-	return w.Result()
+	return serve(e.h, "GET", path, hdr...)
 }
 
 func TestS3EndToEnd(t *testing.T) {

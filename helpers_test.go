@@ -153,12 +153,17 @@ func newTestEdge(t testing.TB, site Site, cfg cache.Config) *testEdge {
 // get sends a request through the handler; hdr are header pairs.
 func (te *testEdge) get(t testing.TB, method, target string, hdr ...string) *http.Response {
 	t.Helper()
+	return serve(te.h, method, target, hdr...)
+}
+
+// serve runs one request through h, in process; hdr are header pairs.
+func serve(h http.Handler, method, target string, hdr ...string) *http.Response {
 	r := httptest.NewRequest(method, target, nil)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		r.Header.Add(hdr[i], hdr[i+1])
 	}
 	w := httptest.NewRecorder()
-	te.h.ServeHTTP(w, r)
+	h.ServeHTTP(w, r)
 	return w.Result()
 }
 

@@ -61,13 +61,7 @@ func startFaultEdge(t *testing.T) *faultEdge {
 
 func (e *faultEdge) get(t *testing.T, path string, hdr ...string) *http.Response {
 	t.Helper()
-	r := httptest.NewRequest("GET", path, nil)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		r.Header.Set(hdr[i], hdr[i+1])
-	}
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, r)
-	return w.Result()
+	return serve(e.h, "GET", path, hdr...)
 }
 
 // TestOriginFaults: for each way S3 can fail, a cached (expired) object
