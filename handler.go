@@ -346,8 +346,6 @@ func (h *Handler) fetch(ctx context.Context, s *site, key, p string, stale *cach
 		h.metrics.originReqs.WithLabelValues(s.keyPrefix, "error").Inc()
 		return nil, err
 	}
-	defer o.Body.Close()
-
 	cc := parseCacheControl(o.CacheControl)
 	f := h.freshness(s, p, cc)
 	ct := negotiate.ContentType(o.ContentType, p)
@@ -363,12 +361,22 @@ func (h *Handler) fetch(ctx context.Context, s *site, key, p string, stale *cach
 		Expires:              now.Add(f.ttl),
 		StaleWhileRevalidate: f.swr,
 		StaleIfError:         f.sie,
-		Compressible:         known && negotiate.Compressible(ct, o.CacheControl, o.Size) && o.Size <= cache.DefaultMaxMemoryObject,
+		Compressible:         known && negotiate.Compressible(ct, o.CacheControl, o.Size) && o.Size <= h.cache.MaxMemoryObject(),
 	}
 	if known {
 		// The cache names variants by coding: "identity", "gzip", ...
 		meta.Coding = stored.String()
 	}
+	if !cc.noStore && o.Size > h.cache.MaxMemoryObject() {
+		// Too large for memory: clients get the bytes as they land on
+		// disk rather than after the whole transfer.
+		obj, err := h.cache.StoreStreaming(key, meta, o.ETag, o.Body, o.Size)
+		if err != nil {
+			o.Body.Close()
+		}
+		return obj, err
+	}
+	defer o.Body.Close()
 	if cc.noStore {
 		return h.cache.Transient(key, meta, o.ETag, o.Body, o.Size)
 	}

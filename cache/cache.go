@@ -54,6 +54,7 @@ type Cache struct {
 	mem       *ristretto.Cache[string, *Object]
 	disk      *Disk
 	maxObject int64
+	dir       string
 
 	fills  singleflight.Group // per object key: one origin fetch
 	derive singleflight.Group // per variant key: one transcoding
@@ -103,7 +104,7 @@ func Open(cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: memory tier: %w", err)
 	}
-	return &Cache{mem: mem, disk: disk, maxObject: cfg.MaxMemoryObject}, nil
+	return &Cache{mem: mem, disk: disk, maxObject: cfg.MaxMemoryObject, dir: cfg.Dir}, nil
 }
 
 // Close waits for fills and derivations in flight to finish writing, then
@@ -185,6 +186,7 @@ type Variant struct {
 	ETag   string
 	Size   int64
 	body   []byte // nil when the body lives on disk only
+	spool  *spool // set while a large body is still arriving
 }
 
 // variantMeta is what a variant's disk file carries: the object's meta
@@ -194,10 +196,16 @@ type variantMeta struct {
 	VariantETag string `json:"variantETag"`
 }
 
-// Body is an open variant body: in memory, or an open disk file.
+// MaxMemoryObject is the largest body held in memory; larger ones are
+// stored with StoreStreaming.
+func (c *Cache) MaxMemoryObject() int64 { return c.maxObject }
+
+// Body is an open variant body: in memory, an open disk file, or a
+// transfer still arriving.
 type Body struct {
-	mem  []byte
-	file *DiskEntry
+	mem    []byte
+	file   *DiskEntry
+	stream *spoolReader
 }
 
 // sendfileMin is the body size from which Open prefers the disk file
@@ -211,6 +219,9 @@ const sendfileMin = 64 << 10
 // sendfileMin) when it still holds this version, else from memory; a
 // body only on disk must still be there. Close the Body when done.
 func (c *Cache) Open(obj *Object, v *Variant) (*Body, error) {
+	if v.spool != nil {
+		return &Body{stream: &spoolReader{s: v.spool}}, nil
+	}
 	if v.body != nil && v.Size < sendfileMin {
 		return &Body{mem: v.body}, nil
 	}
@@ -242,7 +253,10 @@ func sameVersion(e *DiskEntry, obj *Object, v *Variant) bool {
 
 // ReadSeeker returns the body as an io.ReadSeeker, for http.ServeContent.
 func (b *Body) ReadSeeker() io.ReadSeeker {
-	if b.file != nil {
+	switch {
+	case b.stream != nil:
+		return b.stream
+	case b.file != nil:
 		return b.file.Body
 	}
 	return bytes.NewReader(b.mem)
@@ -251,7 +265,10 @@ func (b *Body) ReadSeeker() io.ReadSeeker {
 // WriteTo writes the whole body to w: one Write from memory, or the file
 // handed to w so that a net/http response sends it with sendfile(2).
 func (b *Body) WriteTo(w io.Writer) (int64, error) {
-	if b.file != nil {
+	switch {
+	case b.stream != nil:
+		return io.Copy(w, b.stream)
+	case b.file != nil:
 		return b.file.WriteTo(w)
 	}
 	n, err := w.Write(b.mem)
@@ -361,8 +378,15 @@ func (c *Cache) Fill(ctx context.Context, key string, timeout time.Duration, fet
 		c.writes.Add(1)
 		defer c.writes.Done()
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-		defer cancel()
-		return fetch(fctx)
+		obj, err := fetch(fctx)
+		if err == nil && obj.Streaming() {
+			// The body keeps arriving after the fill returns: keep its
+			// context (and the origin's response) alive until it ends.
+			go func() { obj.waitStreamed(); cancel() }()
+		} else {
+			cancel()
+		}
+		return obj, err
 	})
 	select {
 	case r := <-ch:
