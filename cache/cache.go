@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -81,6 +83,13 @@ func Open(cfg Config) (*Cache, error) {
 	disk, err := OpenDisk(cfg.Dir, cfg.DiskBytes)
 	if err != nil {
 		return nil, fmt.Errorf("cache: opening disk tier: %w", err)
+	}
+	// Spool files are unlinked as soon as they are made; one left here
+	// means a crash in between.
+	if leftovers, err := filepath.Glob(filepath.Join(cfg.Dir, ".spool-*")); err == nil {
+		for _, f := range leftovers {
+			os.Remove(f)
+		}
 	}
 	// Counters: ristretto advises 10x the number of items expected when
 	// full; assume items of ~4 KiB on average.
