@@ -8,7 +8,9 @@
 // the cache package's.
 //
 // Parse builds an Origin from a spec ("s3://BUCKET/PREFIX", "dir:PATH");
-// NewS3, NewDir and NewFS build one directly.
+// NewS3, NewDir and NewFS build one directly. Failover wraps one or more
+// origins with per-attempt timeouts, bounded retries, ordered failover
+// and a circuit breaker per origin; the edge always serves through one.
 package origin
 
 import (
