@@ -215,7 +215,7 @@ func TestAllOriginsDownServesStaleAtOnce(t *testing.T) {
 		t.Fatalf("health does not show the open circuit: %q", body)
 	}
 	rec := httptest.NewRecorder()
-	te.h.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	te.h.AdminHandler("").ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if want := fmt.Sprintf("edge_origin_state{origin=%q,state=\"open\"} 1", org.String()); !strings.Contains(rec.Body.String(), want) {
 		t.Fatalf("metrics lack %s", want)
 	}

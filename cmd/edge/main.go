@@ -61,6 +61,7 @@ type options struct {
 	cacheDir            string
 	mem, disk, maxObj   byteSize
 	config              string
+	adminTokenFile      string
 	accessLog           bool
 	ttl, negativeTTL    time.Duration
 	swr, sie            time.Duration
@@ -69,6 +70,19 @@ type options struct {
 	fetchTimeout        time.Duration
 	shutdownTimeout     time.Duration
 	version             bool
+}
+
+// onLoopback reports whether a listen address binds loopback only.
+func onLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // stringList is a flag.Value for a repeatable flag.
@@ -114,6 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.mem, "mem", "memory tier bound in `bytes` (e.g. 512MiB)")
 	fs.Var(&o.disk, "disk", "disk tier bound in `bytes` (e.g. 20GiB); 0 means unbounded")
 	fs.Var(&o.maxObj, "max-mem-object", "largest body held in memory, in `bytes`; larger objects are served from disk")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file` holding the bearer token the admin listener requires (all but /healthz); required when -admin is not on loopback")
 	fs.StringVar(&o.config, "config", "", "YAML `file` with sites and per-path rules (optional)")
 	fs.BoolVar(&o.accessLog, "access-log", false, "write a JSON access log line per request to stdout")
 	fs.DurationVar(&o.ttl, "ttl", edge.DefaultTTL, "freshness when neither the origin's Cache-Control nor a rule sets one")
@@ -144,6 +159,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.cacheDir == "" {
 		return nil, errors.New("-cache-dir: empty")
 	}
+	if o.adminTokenFile == "" && !onLoopback(o.adminAddr) {
+		return nil, fmt.Errorf("-admin %s is not on loopback: give -admin-token-file, or keep it on 127.0.0.1", o.adminAddr)
+	}
 	return o, nil
 }
 
@@ -162,6 +180,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if o.version {
 		fmt.Fprintln(stdout, "edge", buildVersion())
 		return 0
+	}
+	var adminToken string
+	if o.adminTokenFile != "" {
+		b, err := os.ReadFile(o.adminTokenFile)
+		if err == nil {
+			adminToken, err = edge.ParseAdminToken(string(b))
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "edge: -admin-token-file: %v\n", err)
+			return 2
+		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -205,7 +234,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	public.Protocols = new(http.Protocols)
 	public.Protocols.SetHTTP1(true)
 	public.Protocols.SetUnencryptedHTTP2(true)
-	admin := &http.Server{Handler: h.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	admin := &http.Server{Handler: h.AdminHandler(adminToken), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	pl, err := net.Listen("tcp", o.httpAddr)
 	if err != nil {

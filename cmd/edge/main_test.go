@@ -25,6 +25,7 @@ func TestBadInputExitsWithAMessage(t *testing.T) {
 	badPrefix := write("prefix.yaml", "sites:\n  - rules:\n      - prefix: widget/\n        ttl: 1h\n")
 	badTTL := write("ttl.yaml", "sites:\n  - ttl: forever\n")
 	dupHost := write("dup.yaml", "sites:\n  - hosts: [a.example]\n  - hosts: [A.example]\n")
+	shortToken := write("token", "short\n")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -42,10 +43,14 @@ func TestBadInputExitsWithAMessage(t *testing.T) {
 		{"bad rule prefix", []string{"-config", badPrefix}, []string{"prefix.yaml", "line 3", "sites[0].rules[0].prefix", "must start with /"}},
 		{"bad ttl", []string{"-config", badTTL}, []string{"ttl.yaml", "line 2", "forever"}},
 		{"duplicate host", []string{"-config", dupHost}, []string{"dup.yaml", "line 3", "sites[1].hosts[0]", "already"}},
+		{"public admin without a token", []string{"-admin", "0.0.0.0:9080"}, []string{"-admin 0.0.0.0:9080 is not on loopback", "-admin-token-file"}},
+		{"short admin token", []string{"-admin-token-file", shortToken}, []string{"-admin-token-file", "shorter than 16"}},
+		{"missing admin token file", []string{"-admin-token-file", filepath.Join(dir, "none")}, []string{"-admin-token-file", "none"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"-cache-dir", t.TempDir(), "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, tc.args...)
+			// later flags win: a case's own -admin replaces the default
 			code := run(context.Background(), args, &stdout, &stderr, func(net.Addr, net.Addr) {
 				t.Error("started serving")
 			})
@@ -66,7 +71,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	if code := run(context.Background(), []string{"-h"}, &stdout, &stderr, nil); code != 0 {
 		t.Fatalf("-h: exit status %d", code)
 	}
-	for _, f := range []string{"-http", "-admin", "-origin", "-cache-dir", "-mem", "-disk", "-max-mem-object", "-config", "-access-log", "-ttl", "-negative-ttl", "-fetch-timeout", "-shutdown-timeout", "-version", "127.0.0.1:8080", "127.0.0.1:9080"} {
+	for _, f := range []string{"-http", "-admin", "-origin", "-cache-dir", "-mem", "-disk", "-max-mem-object", "-config", "-access-log", "-ttl", "-negative-ttl", "-fetch-timeout", "-shutdown-timeout", "-admin-token-file", "-version", "127.0.0.1:8080", "127.0.0.1:9080"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("-h output lacks %s", f)
 		}
