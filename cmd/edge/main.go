@@ -50,7 +50,7 @@ var demoRules = []edge.Rule{
 var version = ""
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, nil))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, hooks{}))
 }
 
 // options are the command line.
@@ -165,9 +165,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-// run is main, made testable: it returns the exit status. ready, when
-// set, receives the bound addresses once serving.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(httpAddr, adminAddr net.Addr)) int {
+// hooks let tests follow run. Nil fields are skipped.
+type hooks struct {
+	ready        func(httpAddr, adminAddr net.Addr) // serving
+	shuttingDown func()                             // listeners closed, in-flight requests still running
+}
+
+// run is main, made testable: it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -254,8 +259,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	go func() { errc <- public.Serve(pl) }()
 	go func() { errc <- admin.Serve(al) }()
 	log.Info("edge serving", "http", pl.Addr().String(), "admin", al.Addr().String(), "version", buildVersion(), "sites", len(sites), "cache_dir", o.cacheDir)
-	if ready != nil {
-		ready(pl.Addr(), al.Addr())
+	if hk.shuttingDown != nil {
+		public.RegisterOnShutdown(hk.shuttingDown)
+	}
+	if hk.ready != nil {
+		hk.ready(pl.Addr(), al.Addr())
 	}
 
 	status := 0

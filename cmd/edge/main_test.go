@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgecdn/edge/internal/s3test"
 )
 
 func TestBadInputExitsWithAMessage(t *testing.T) {
@@ -51,9 +53,9 @@ func TestBadInputExitsWithAMessage(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"-cache-dir", t.TempDir(), "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, tc.args...)
 			// later flags win: a case's own -admin replaces the default
-			code := run(context.Background(), args, &stdout, &stderr, func(net.Addr, net.Addr) {
+			code := run(context.Background(), args, &stdout, &stderr, hooks{ready: func(net.Addr, net.Addr) {
 				t.Error("started serving")
-			})
+			}})
 			if code == 0 {
 				t.Fatalf("exit status 0, want non-zero; stderr:\n%s", stderr.String())
 			}
@@ -68,7 +70,7 @@ func TestBadInputExitsWithAMessage(t *testing.T) {
 
 func TestHelpListsEveryFlag(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"-h"}, &stdout, &stderr, nil); code != 0 {
+	if code := run(context.Background(), []string{"-h"}, &stdout, &stderr, hooks{}); code != 0 {
 		t.Fatalf("-h: exit status %d", code)
 	}
 	for _, f := range []string{"-http", "-admin", "-origin", "-cache-dir", "-mem", "-disk", "-max-mem-object", "-config", "-access-log", "-ttl", "-negative-ttl", "-fetch-timeout", "-shutdown-timeout", "-admin-token-file", "-version", "127.0.0.1:8080", "127.0.0.1:9080"} {
@@ -77,7 +79,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		}
 	}
 	stdout.Reset()
-	if code := run(context.Background(), []string{"-version"}, &stdout, &stderr, nil); code != 0 || !strings.HasPrefix(stdout.String(), "edge ") {
+	if code := run(context.Background(), []string{"-version"}, &stdout, &stderr, hooks{}); code != 0 || !strings.HasPrefix(stdout.String(), "edge ") {
 		t.Fatalf("-version: exit %d, output %q", code, stdout.String())
 	}
 }
@@ -92,7 +94,7 @@ func TestServesDemoSite(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	go func() {
 		done <- run(ctx, []string{"-cache-dir", t.TempDir(), "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-access-log"}, &stdout, &stderr,
-			func(h, a net.Addr) { addrs <- [2]net.Addr{h, a} })
+			hooks{ready: func(h, a net.Addr) { addrs <- [2]net.Addr{h, a} }})
 	}()
 	var a [2]net.Addr
 	select {
@@ -152,4 +154,79 @@ func TestServesDemoSite(t *testing.T) {
 	if _, err := net.Dial("tcp", a[0].String()); err == nil {
 		t.Fatal("still listening after shutdown")
 	}
+}
+
+// TestShutdownFinishesInFlightRequests: a request waiting on S3 when
+// SIGTERM arrives still gets its whole answer, and the object reaches the
+// disk before the process exits.
+func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "assets")
+	body := bytes.Repeat([]byte("function login(){return 42}\n"), 400)
+	srv.Put(t, "assets", "w.js", body, s3test.PutOptions{ContentType: "text/javascript"})
+	proxy := s3test.NewFaultProxy(t, srv.Endpoint())
+	hold, held := make(chan struct{}), make(chan struct{}, 1)
+	proxy.SetFault(s3test.Fault{Hold: hold, Held: held})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan net.Addr, 1)
+	done := make(chan int, 1)
+	var stdout, stderr bytes.Buffer
+	cacheDir := t.TempDir()
+	go func() {
+		// The held S3 response is let go only once the server is shutting
+		// down: its listeners are closed, this request is still in flight.
+		done <- run(ctx, []string{"-cache-dir", cacheDir, "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-origin", proxy.OriginURL("assets", ""), "-must-serve", ""},
+			&stdout, &stderr, hooks{ready: func(h, _ net.Addr) { addrs <- h }, shuttingDown: func() { close(hold) }})
+	}()
+	var base string
+	select {
+	case a := <-addrs:
+		base = "http://" + a.String()
+	case code := <-done:
+		t.Fatalf("exited with %d:\n%s", code, stderr.String())
+	}
+	type result struct {
+		status int
+		body   []byte
+		err    error
+	}
+	resc := make(chan result, 1)
+	go func() {
+		res, err := http.Get(base + "/w.js")
+		if err != nil {
+			resc <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		resc <- result{res.StatusCode, b, err}
+	}()
+	<-held   // the request is in flight, waiting on S3
+	cancel() // SIGTERM
+	r := <-resc
+	if r.err != nil || r.status != 200 || !bytes.Equal(r.body, body) {
+		t.Fatalf("in-flight request: status %d, %d bytes, err %v", r.status, len(r.body), r.err)
+	}
+	if code := <-done; code != 0 {
+		t.Fatalf("exit status %d:\n%s", code, stderr.String())
+	}
+	// The object was written to disk before exit: a new edge serves it
+	// with S3 gone.
+	srv.Stop()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	go func() {
+		done <- run(ctx2, []string{"-cache-dir", cacheDir, "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-origin", proxy.OriginURL("assets", ""), "-must-serve", ""},
+			&stdout, &stderr, hooks{ready: func(h, _ net.Addr) { addrs <- h }})
+	}()
+	base = "http://" + (<-addrs).String()
+	res, err := http.Get(base + "/w.js")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("after restart with S3 stopped: %v %v", err, res)
+	}
+	res.Body.Close()
+	cancel2()
+	<-done
 }

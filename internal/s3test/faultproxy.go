@@ -67,6 +67,9 @@ type Fault struct {
 	// Hold, if not nil, waits until it is closed (or the client gives up)
 	// before going on.
 	Hold chan struct{}
+	// Held, if not nil, gets a value (without blocking) each time a
+	// request starts waiting on Hold, so a test knows it is in flight.
+	Held chan struct{}
 	// CutBodyAfter, if positive, forwards the request and sends the
 	// target's status and headers, Content-Length included, but only this
 	// many bytes of the body, and then closes the connection: a truncated
@@ -226,6 +229,12 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if f.Hold != nil {
+		if f.Held != nil {
+			select {
+			case f.Held <- struct{}{}:
+			default:
+			}
+		}
 		select {
 		case <-f.Hold:
 		case <-r.Context().Done():
