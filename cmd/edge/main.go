@@ -258,6 +258,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(pl) }()
 	go func() { errc <- admin.Serve(al) }()
+	for _, s := range sites {
+		if len(s.MustServe) == 0 {
+			log.Warn("site has no must-serve paths: /healthz cannot tell whether it can serve; set -must-serve or must_serve", "origin", s.Origin.String(), "hosts", s.Hosts)
+		}
+	}
 	log.Info("edge serving", "http", pl.Addr().String(), "admin", al.Addr().String(), "version", buildVersion(), "sites", len(sites), "cache_dir", o.cacheDir)
 	if hk.shuttingDown != nil {
 		public.RegisterOnShutdown(hk.shuttingDown)
