@@ -80,7 +80,9 @@ func Open(cfg Config) (*Cache, error) {
 	if cfg.MaxMemoryObject > cfg.MemoryBytes {
 		cfg.MaxMemoryObject = cfg.MemoryBytes
 	}
-	disk, err := OpenDisk(cfg.Dir, cfg.DiskBytes)
+	// The disk tier indexes itself in the background and answers lookups
+	// meanwhile, so a restarted edge serves its cache at once.
+	disk, err := OpenDiskAsync(cfg.Dir, cfg.DiskBytes)
 	if err != nil {
 		return nil, fmt.Errorf("cache: opening disk tier: %w", err)
 	}
@@ -120,6 +122,7 @@ func Open(cfg Config) (*Cache, error) {
 // releases the memory tier.
 func (c *Cache) Close() error {
 	c.writes.Wait()
+	<-c.disk.Indexed()
 	c.mem.Close()
 	return nil
 }

@@ -31,6 +31,7 @@ package cache
 // for free.)
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -103,12 +104,22 @@ type Disk struct {
 	max int64            // 0: unbounded
 	now func() time.Time // stamps files; tests replace it
 
+	tmpPrefix string // this Disk's temporary files: the scan leaves them alone
+
 	mu        sync.Mutex
 	index     map[string]*diskItem
 	lru       diskList // front: most recently used
 	bytes     int64
 	evictions uint64
 	corrupt   uint64
+	// While the start-up scan runs, keys it has not reached are looked up
+	// by reading their file directly, and keys deleted, evicted or dropped
+	// meanwhile are remembered in gone so that the scan does not bring
+	// them back.
+	scanning bool
+	gone     map[string]struct{}
+	scanErr  error         // the start-up scan stopped early (a directory unreadable)
+	indexed  chan struct{} // closed when the scan is merged
 }
 
 // diskItem is one indexed file. A new item is made for every file
@@ -170,51 +181,128 @@ func (e *DiskEntry) ReadBody() ([]byte, error) {
 	return b, nil
 }
 
-// OpenDisk opens the store in dir, creating dir if needed, bounded to
-// maxBytes of total file size (0 means no bound). It indexes the files
-// already there by reading only their headers, keys and metas, so that a
-// restarted edge serves from disk at once. Leftover temporary files and
-// files with a bad header or size are removed. If the files exceed
-// maxBytes, the oldest written are evicted.
+// OpenDisk opens (creating if needed) the store in dir, bounded to
+// maxBytes (0: unbounded), and returns once its files are indexed (see
+// OpenDiskAsync).
 func OpenDisk(dir string, maxBytes int64) (*Disk, error) {
+	d, err := openDisk(dir, maxBytes, nil)
+	if err != nil {
+		return nil, err
+	}
+	<-d.indexed
+	if d.scanErr != nil {
+		return nil, d.scanErr
+	}
+	return d, nil
+}
+
+// OpenDiskAsync opens the store in dir and returns at once, indexing its
+// files in the background from their headers only (leftover temporary
+// files and files with a bad header are removed). Until the index is
+// complete, a key not yet indexed is found by reading its file directly,
+// so a restarted edge serves from disk at once. Indexed reports when the
+// scan is done.
+func OpenDiskAsync(dir string, maxBytes int64) (*Disk, error) {
+	return openDisk(dir, maxBytes, nil)
+}
+
+// openDisk starts the scan once gate (tests' hook; nil: at once) is closed.
+func openDisk(dir string, maxBytes int64, gate <-chan struct{}) (*Disk, error) {
 	if maxBytes < 0 {
 		return nil, fmt.Errorf("disk: negative bound %d", maxBytes)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("disk: creating %s: %w", dir, err)
 	}
-	items, dropped, err := diskScan(dir)
-	if err != nil {
-		return nil, err
+	if _, err := os.ReadDir(dir); err != nil {
+		return nil, fmt.Errorf("disk: listing %s: %w", dir, err)
 	}
+	var run [6]byte
+	_, _ = rand.Read(run[:])
+	d := &Disk{
+		dir: dir, max: maxBytes, now: time.Now,
+		tmpPrefix: diskTempPrefix + hex.EncodeToString(run[:]) + "-",
+		index:     map[string]*diskItem{},
+		scanning:  true,
+		gone:      map[string]struct{}{},
+		indexed:   make(chan struct{}),
+	}
+	go func() {
+		if gate != nil {
+			<-gate
+		}
+		d.merge(diskScan(dir, d.tmpPrefix))
+	}()
+	return d, nil
+}
+
+// Indexed is closed once the start-up scan is merged into the index.
+func (d *Disk) Indexed() <-chan struct{} { return d.indexed }
+
+// merge adds the scan's items behind the entries already used since the
+// start (looked up or written), newest written first, except keys gone
+// meanwhile, then applies the bound.
+func (d *Disk) merge(items []*diskItem, dropped uint64, err error) {
 	// Recency across a restart is unknown: the most recently written
 	// counts as the most recently used.
 	slices.SortFunc(items, func(a, b *diskItem) int {
 		switch {
-		case a.hdr.written < b.hdr.written:
-			return -1
 		case a.hdr.written > b.hdr.written:
+			return -1
+		case a.hdr.written < b.hdr.written:
 			return 1
 		}
 		return strings.Compare(a.key, b.key)
 	})
-	d := &Disk{dir: dir, max: maxBytes, now: time.Now, index: make(map[string]*diskItem, len(items))}
+	d.mu.Lock()
+	defer close(d.indexed)
+	defer d.mu.Unlock()
 	for _, it := range items {
+		if _, g := d.gone[it.key]; g || d.index[it.key] != nil {
+			continue
+		}
 		d.index[it.key] = it
-		d.lru.pushFront(it)
+		d.lru.pushBack(it)
 		d.bytes += it.fileSize()
 	}
-	d.corrupt = dropped
-	d.mu.Lock()
+	d.corrupt += dropped
+	d.scanErr = err
+	d.scanning, d.gone = false, nil
 	d.evictLocked(nil)
+}
+
+// lookup returns key's item: from the index, or, while the start-up scan
+// has not reached it, from its file, which it then indexes.
+func (d *Disk) lookup(key string) *diskItem {
+	d.mu.Lock()
+	it := d.index[key]
+	_, gone := d.gone[key]
+	early := it == nil && d.scanning && !gone
 	d.mu.Unlock()
-	return d, nil
+	if !early {
+		return it
+	}
+	s := diskScanner{buf: make([]byte, diskIndexPeek)}
+	found := s.indexFile(d.path(key), diskHashName(key))
+	if found == nil || found.key != key {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, gone := d.gone[key]; gone || !d.scanning || d.index[key] != nil {
+		// Written, deleted or merged while we read: the index decides.
+		return d.index[key]
+	}
+	d.index[key] = found
+	d.lru.pushFront(found)
+	d.bytes += found.fileSize()
+	return found
 }
 
 // diskScan indexes dir's files with a few goroutines, one top-level
 // fan-out directory at a time. It returns the valid files and how many
 // bad ones it removed.
-func diskScan(dir string) ([]*diskItem, uint64, error) {
+func diskScan(dir, keepPrefix string) ([]*diskItem, uint64, error) {
 	tops, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, 0, fmt.Errorf("disk: listing %s: %w", dir, err)
@@ -234,7 +322,7 @@ func diskScan(dir string) ([]*diskItem, uint64, error) {
 	for range workers {
 		go func() {
 			var r result
-			s := diskScanner{buf: make([]byte, diskIndexPeek)}
+			s := diskScanner{buf: make([]byte, diskIndexPeek), keepPrefix: keepPrefix}
 			for top := range work {
 				if r.err != nil {
 					continue // drain
@@ -269,9 +357,10 @@ func diskScan(dir string) ([]*diskItem, uint64, error) {
 }
 
 type diskScanner struct {
-	buf     []byte
-	items   []*diskItem
-	dropped uint64
+	buf        []byte
+	keepPrefix string // temporary files of the running Disk, being written
+	items      []*diskItem
+	dropped    uint64
 }
 
 // scanTop indexes one top-level fan-out directory (dir/ab).
@@ -296,7 +385,9 @@ func (s *diskScanner) scanTop(top string) error {
 			path := filepath.Join(leaf, name)
 			switch {
 			case strings.HasPrefix(name, diskTempPrefix):
-				_ = os.Remove(path)
+				if s.keepPrefix == "" || !strings.HasPrefix(name, s.keepPrefix) {
+					_ = os.Remove(path)
+				}
 			case diskIsHashName(name):
 				if it := s.indexFile(path, name); it != nil {
 					s.items = append(s.items, it)
@@ -620,10 +711,10 @@ func (d *Disk) Put(key string, meta []byte, body io.Reader, expectedSize int64) 
 // set, the body must have the checksum wantCRC (ErrCorrupt otherwise).
 func (d *Disk) writeTemp(path, key string, meta []byte, body io.Reader, expectedSize int64, wantCRC uint32, checkCRC bool) (tmp string, h diskHeader, err error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, diskTempPrefix+"*")
+	f, err := os.CreateTemp(dir, d.tmpPrefix+"*")
 	if errors.Is(err, fs.ErrNotExist) {
 		if err = os.MkdirAll(dir, 0o755); err == nil {
-			f, err = os.CreateTemp(dir, diskTempPrefix+"*")
+			f, err = os.CreateTemp(dir, d.tmpPrefix+"*")
 		}
 	}
 	if err != nil {
@@ -741,6 +832,9 @@ func (d *Disk) evictLocked(keep *diskItem) {
 
 // dropLocked removes it from the index (not its file).
 func (d *Disk) dropLocked(it *diskItem) {
+	if d.scanning {
+		d.gone[it.key] = struct{}{}
+	}
 	delete(d.index, it.key)
 	d.lru.remove(it)
 	d.bytes -= it.fileSize()
@@ -754,9 +848,9 @@ func (d *Disk) dropLocked(it *diskItem) {
 // The first Get of an entry in this process reads the whole file through
 // the body checksum; later Gets only open the file.
 func (d *Disk) Get(key string) (*DiskEntry, error) {
+	it := d.lookup(key)
 	d.mu.Lock()
-	it := d.index[key]
-	if it != nil {
+	if it != nil && d.index[key] == it {
 		d.lru.moveToFront(it)
 	}
 	d.mu.Unlock()
@@ -905,18 +999,12 @@ func diskNotExist(op, key string) error {
 }
 
 // Has reports whether key is indexed, without I/O.
-func (d *Disk) Has(key string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.index[key] != nil
-}
+func (d *Disk) Has(key string) bool { return d.lookup(key) != nil }
 
 // Meta returns a copy of key's meta from the in-memory index, without
 // I/O, and whether key is indexed. It does not mark the entry used.
 func (d *Disk) Meta(key string) ([]byte, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	it := d.index[key]
+	it := d.lookup(key)
 	if it == nil {
 		return nil, false
 	}
@@ -936,9 +1024,7 @@ func (d *Disk) SetMeta(key string, meta []byte) error {
 	if len(meta) > diskMaxMeta {
 		return fmt.Errorf("disk: set meta %q: meta of %d bytes, more than %d", key, len(meta), diskMaxMeta)
 	}
-	d.mu.Lock()
-	it := d.index[key]
-	d.mu.Unlock()
+	it := d.lookup(key)
 	if it == nil {
 		return diskNotExist("set meta", key)
 	}
@@ -1033,6 +1119,14 @@ func (d *Disk) Delete(key string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	it := d.index[key]
+	if it == nil && d.scanning {
+		// Not indexed yet, perhaps on disk: remove it for good.
+		d.gone[key] = struct{}{}
+		if err := os.Remove(d.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("disk: delete %q: %w", key, err)
+		}
+		return nil
+	}
 	if it == nil {
 		return nil
 	}
@@ -1048,6 +1142,7 @@ func (d *Disk) Delete(key string) error {
 // method; keys added meanwhile may be missed, and keys deleted meanwhile
 // may still be visited.
 func (d *Disk) Keys(fn func(key string) bool) {
+	<-d.indexed // every key, not only those looked up so far
 	d.mu.Lock()
 	keys := make([]string, 0, len(d.index))
 	for k := range d.index {
@@ -1081,6 +1176,16 @@ func (l *diskList) pushFront(it *diskItem) {
 		l.tail = it
 	}
 	l.head = it
+}
+
+func (l *diskList) pushBack(it *diskItem) {
+	it.prev, it.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = it
+	} else {
+		l.head = it
+	}
+	l.tail = it
 }
 
 func (l *diskList) remove(it *diskItem) {

@@ -131,6 +131,26 @@ func BenchmarkOpenDisk(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/open")
 	})
+	// What a restarted edge waits for: open the tier and read one entry,
+	// while the scan runs in the background.
+	b.Run(fmt.Sprintf("first-hit/entries=%d", entries), func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			d, err := OpenDiskAsync(dir, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			e, err := d.Get("/tenants/054321/config.json\x00identity")
+			if err != nil {
+				b.Fatal(err)
+			}
+			e.Close()
+			b.StopTimer()
+			<-d.Indexed() // do not let scans pile up
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/first-hit")
+	})
 }
 
 // diskBenchFixture writes n valid files straight to dir (faster than Put).
