@@ -266,7 +266,8 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		}
 		m = m2
 	}
-	_, _ = w.Write(buf)
+	// Counted before the write: a client that has its answer must find
+	// it in the metrics.
 	s.metrics.query(rep.qtype, m.Rcode)
 	if rep.routed && rep.region >= 0 {
 		st.answered[rep.region][rep.source].Inc()
@@ -275,6 +276,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			st.answered[i][sourceAllDown].Inc()
 		}
 	}
+	_, _ = w.Write(buf)
 }
 
 // remote returns the client's address and whether it came over UDP.
