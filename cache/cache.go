@@ -188,7 +188,6 @@ type Object struct {
 	Key  string
 	Meta Meta
 
-	cache    *Cache
 	variants atomic.Pointer[[]*Variant] // copy on write
 }
 
@@ -317,7 +316,7 @@ func (c *Cache) Lookup(key string) *Object {
 		return nil
 	}
 	c.diskHits.Add(1)
-	obj := &Object{Key: key, Meta: m, cache: c}
+	obj := &Object{Key: key, Meta: m}
 	obj.variants.Store(&[]*Variant{})
 	c.mem.Set(key, obj, objectOverhead)
 	return obj
@@ -439,7 +438,7 @@ func (c *Cache) Store(key string, meta Meta, etag string, body io.Reader, size i
 	if _, err := c.disk.Put(key, raw, bytes.NewReader(nil), 0); err != nil {
 		return nil, fmt.Errorf("cache: storing %q: %w", key, err)
 	}
-	obj := &Object{Key: key, Meta: meta, cache: c}
+	obj := &Object{Key: key, Meta: meta}
 	obj.variants.Store(&vs)
 	c.mem.Set(key, obj, obj.cost())
 	if old != nil {
@@ -477,7 +476,7 @@ func (c *Cache) Refresh(obj *Object, fetched, expires time.Time, swr, sie time.D
 	if _, err := c.disk.Put(obj.Key, raw, bytes.NewReader(nil), 0); err != nil {
 		return nil, fmt.Errorf("cache: refreshing %q: %w", obj.Key, err)
 	}
-	n := &Object{Key: obj.Key, Meta: meta, cache: c}
+	n := &Object{Key: obj.Key, Meta: meta}
 	n.variants.Store(obj.variants.Load())
 	c.mem.Set(n.Key, n, n.cost())
 	return n, nil
@@ -496,7 +495,7 @@ func (c *Cache) Transient(key string, meta Meta, etag string, body io.Reader, si
 		return nil, fmt.Errorf("cache: reading body of %q: %w", key, err)
 	}
 	meta.Size, meta.Transient = size, true
-	obj := &Object{Key: key, Meta: meta, cache: c}
+	obj := &Object{Key: key, Meta: meta}
 	obj.variants.Store(&[]*Variant{{Coding: codingName(meta.Coding), ETag: etag, Size: size, body: buf}})
 	return obj, nil
 }
@@ -649,6 +648,3 @@ func codingName(token string) string {
 	}
 	return token
 }
-
-// IsNotExist reports whether err means a cache entry is absent.
-func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

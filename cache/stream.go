@@ -112,7 +112,7 @@ func (c *Cache) StoreStreaming(key string, meta Meta, etag string, body io.ReadC
 	sp := &spool{f: f, size: size}
 	sp.changed = sync.NewCond(&sp.mu)
 	v := &Variant{Coding: codingName(meta.Coding), ETag: etag, Size: size, spool: sp}
-	obj := &Object{Key: key, Meta: meta, cache: c}
+	obj := &Object{Key: key, Meta: meta}
 	obj.variants.Store(&[]*Variant{v})
 	old := c.Lookup(key)
 	c.mem.Set(key, obj, obj.cost())
