@@ -9,7 +9,8 @@
 // object and cached beside it; then http.ServeContent for conditional
 // requests, Range and HEAD.
 //
-// The cache key is the origin's name plus the object path. The query
+// The cache key is the site's first origin's name plus the object path
+// (replicas added behind it keep the cache). The query
 // string is not part of it and is not forwarded: S3 objects have no query
 // semantics, and cache-busting query strings would only fragment the
 // cache. The Accept-Encoding header is never part of the key either: the

@@ -45,7 +45,7 @@ type Site struct {
 // site is a Site ready to serve.
 type site struct {
 	Site
-	keyPrefix string      // the origin's name: keys of different origins never collide
+	keyPrefix string      // the primary origin's name: keys of different origins never collide
 	allDown   func() bool // every origin of the site is known down (circuits open)
 }
 
@@ -128,7 +128,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		if s.Origin == nil {
 			return nil, fmt.Errorf("edge: site %d has no origin", i)
 		}
-		st := &site{Site: s, keyPrefix: s.Origin.String(), allDown: func() bool { return false }}
+		st := &site{Site: s, keyPrefix: primaryName(s.Origin), allDown: func() bool { return false }}
 		if d, ok := s.Origin.(downReporter); ok {
 			st.allDown = d.AllDown
 		}
@@ -160,6 +160,19 @@ func NewHandler(opts Options) (*Handler, error) {
 	}
 	h.metrics.reg.MustRegister(newOriginCollector(h.sites))
 	return h, nil
+}
+
+// primaryName names the cache keys of a site's objects: its first
+// origin's name, so that adding or removing replica origins keeps the
+// cache (the objects are the same), while pointing a site at another
+// primary bucket starts a new one.
+func primaryName(o origin.Origin) string {
+	if r, ok := o.(stateReporter); ok {
+		if st := r.States(); len(st) > 0 {
+			return st[0].Name
+		}
+	}
+	return o.String()
 }
 
 // route picks the site for a Host header value.

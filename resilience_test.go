@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -247,5 +248,33 @@ func TestFailoverToReplica(t *testing.T) {
 	}
 	if proxy.Faults() == 0 {
 		t.Fatal("the primary was never tried")
+	}
+}
+
+// TestReplicaAddedKeepsCache: adding a replica origin to a site keeps
+// its cache: a restarted edge with the primary down serves what it had.
+func TestReplicaAddedKeepsCache(t *testing.T) {
+	dir := t.TempDir()
+	primary := newMemOrigin()
+	primary.put("/w.js", memObject{body: text(3000)})
+	one := origin.NewFailover([]origin.Origin{primary}, origin.FailoverConfig{})
+	t.Cleanup(one.Close)
+	te := newTestEdge(t, Site{Origin: one}, cache.Config{Dir: dir})
+	if res := te.get(t, "GET", "/w.js"); res.StatusCode != 200 {
+		t.Fatal(res.StatusCode)
+	}
+	te.cache.Close()
+
+	primary.down.Store(true)
+	replica := &pipeOrigin{bodies: make(chan io.ReadCloser)}
+	two := origin.NewFailover([]origin.Origin{primary, replica}, origin.FailoverConfig{})
+	t.Cleanup(two.Close)
+	te2 := newTestEdge(t, Site{Origin: two}, cache.Config{Dir: dir})
+	res := te2.get(t, "GET", "/w.js")
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Cache-Status"), "edge; hit") {
+		t.Fatalf("after adding a replica: status %d Cache-Status %q", res.StatusCode, res.Header.Get("Cache-Status"))
+	}
+	if replica.gets.Load() != 0 {
+		t.Fatal("the replica was asked for a cached object")
 	}
 }
