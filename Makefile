@@ -23,7 +23,7 @@ tools:
 test: tools
 	$(GO) vet ./...
 	PATH="$(BIN):$$PATH" $(GO) test -race -count=1 ./...
-	./scripts/fuzz.sh 3s
+	./scripts/fuzz.sh 2000x
 
 ## fuzz: every fuzz target for FUZZTIME each (default 60s)
 fuzz:
