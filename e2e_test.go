@@ -5,14 +5,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/edgecdn/edge/cache"
@@ -20,47 +16,12 @@ import (
 	"github.com/edgecdn/edge/origin"
 )
 
-// countingProxy sits between the edge and the S3 server and counts the
-// object GETs it forwards, so coalescing is proven at the S3 side, not
-// by the edge's own counters.
-type countingProxy struct {
-	srv  *httptest.Server
-	gets atomic.Int64
-	// hold, when set, delays each forwarded GET until it is closed.
-	hold    chan struct{}
-	entered chan struct{}
-	once    sync.Once
-}
-
-func newCountingProxy(t *testing.T, target string) *countingProxy {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &countingProxy{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			p.gets.Add(1)
-			if p.entered != nil {
-				p.once.Do(func() { close(p.entered) })
-			}
-			if p.hold != nil {
-				<-p.hold
-			}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(p.srv.Close)
-	return p
-}
-
-// s3Edge is an edge whose origin is the real S3 server behind a
-// counting proxy.
+// s3Edge is an edge whose origin is the real S3 server behind a proxy
+// that counts the GETs it forwards, so coalescing is proven at the S3
+// side, not by the edge's own counters.
 type s3Edge struct {
 	srv   *s3test.Server
-	proxy *countingProxy
+	proxy *s3test.FaultProxy
 	dir   string
 	h     *Handler
 	cache *cache.Cache
@@ -70,7 +31,7 @@ func startS3Edge(t *testing.T) *s3Edge {
 	t.Helper()
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "assets")
-	e := &s3Edge{srv: srv, proxy: newCountingProxy(t, srv.Endpoint()), dir: t.TempDir()}
+	e := &s3Edge{srv: srv, proxy: s3test.NewFaultProxy(t, srv.Endpoint()), dir: t.TempDir()}
 	e.open(t)
 	return e
 }
@@ -78,8 +39,7 @@ func startS3Edge(t *testing.T) *s3Edge {
 // open starts (or restarts) the edge on e.dir.
 func (e *s3Edge) open(t *testing.T) {
 	t.Helper()
-	spec := fmt.Sprintf("s3://assets/site?endpoint=%s&path_style=true&region=%s", e.proxy.srv.URL, s3test.Region)
-	o, err := origin.Parse(context.Background(), spec)
+	o, err := origin.Parse(context.Background(), e.proxy.OriginURL("assets", "site"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +100,7 @@ func TestS3EndToEnd(t *testing.T) {
 		t.Fatalf("missing: status %d", res.StatusCode)
 	}
 	// One GET per object reached S3, whatever the codings asked for.
-	if got := e.proxy.gets.Load(); got != 4 {
+	if got := e.proxy.GetsFor(""); got != 4 {
 		t.Fatalf("S3 saw %d GETs, want 4 (widget, stored, acme, missing)", got)
 	}
 }
@@ -148,8 +108,8 @@ func TestS3EndToEnd(t *testing.T) {
 func TestS3CoalescedFill(t *testing.T) {
 	e := startS3Edge(t)
 	e.srv.Put(t, "assets", "site/cold.js", text(100<<10), s3test.PutOptions{ContentType: "text/javascript"})
-	e.proxy.hold = make(chan struct{})
-	e.proxy.entered = make(chan struct{})
+	hold, held := make(chan struct{}), make(chan struct{}, 1)
+	e.proxy.SetFault(s3test.Fault{Hold: hold, Held: held})
 	const n = 100
 	var wg sync.WaitGroup
 	errs := make(chan string, n)
@@ -163,14 +123,14 @@ func TestS3CoalescedFill(t *testing.T) {
 			}
 		}()
 	}
-	<-e.proxy.entered
-	close(e.proxy.hold)
+	<-held
+	close(hold)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if got := e.proxy.gets.Load(); got != 1 {
+	if got := e.proxy.GetsFor(""); got != 1 {
 		t.Fatalf("S3 saw %d GETs for 100 concurrent requests, want 1", got)
 	}
 }
@@ -189,7 +149,7 @@ func TestS3RestartWithOriginDown(t *testing.T) {
 	e.srv.Stop()
 
 	e.open(t)
-	before := e.proxy.gets.Load()
+	before := e.proxy.GetsFor("")
 	for _, ae := range []string{"gzip", ""} {
 		res := e.get(t, "/w.js", "Accept-Encoding", ae)
 		if res.StatusCode != 200 || !bytes.Equal(decode(t, res), js) {
@@ -199,7 +159,7 @@ func TestS3RestartWithOriginDown(t *testing.T) {
 	if res := e.get(t, "/c.json"); res.StatusCode != 200 {
 		t.Fatalf("config after restart: status %d", res.StatusCode)
 	}
-	if got := e.proxy.gets.Load(); got != before {
+	if got := e.proxy.GetsFor(""); got != before {
 		t.Fatalf("S3 asked %d times after restart, want 0", got-before)
 	}
 }
