@@ -62,8 +62,8 @@ type Cache struct {
 	derive singleflight.Group // per variant key: one transcoding
 	writes sync.WaitGroup     // fills and derivations in flight, for Close
 
-	memHits, diskHits atomic.Uint64
-	version           atomic.Int64
+	diskHits atomic.Uint64 // memory hits are ristretto's own (striped) count
+	version  atomic.Int64
 }
 
 // Open opens the cache, indexing the disk tier.
@@ -303,7 +303,6 @@ func variantKey(key, coding string) string { return key + "\x00" + coding }
 // are returned too: freshness is the caller's decision.
 func (c *Cache) Lookup(key string) *Object {
 	if obj, ok := c.mem.Get(key); ok {
-		c.memHits.Add(1)
 		return obj
 	}
 	raw, ok := c.disk.Meta(key)
@@ -634,8 +633,9 @@ type Stats struct {
 // Stats returns the cache's counters.
 func (c *Cache) Stats() Stats {
 	m := c.mem.Metrics
-	s := Stats{MemoryHits: c.memHits.Load(), DiskHits: c.diskHits.Load(), Disk: c.disk.Stats()}
+	s := Stats{DiskHits: c.diskHits.Load(), Disk: c.disk.Stats()}
 	if m != nil {
+		s.MemoryHits = m.Hits()
 		s.MemoryBytes = int64(m.CostAdded() - m.CostEvicted())
 		s.MemoryEvicted = m.KeysEvicted()
 	}
