@@ -15,6 +15,7 @@ import (
 	"github.com/edgecdn/edge/cache"
 	"github.com/edgecdn/edge/negotiate"
 	"github.com/edgecdn/edge/origin"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // maxURILen bounds the request target; longer ones get 414.
@@ -78,6 +79,14 @@ type Options struct {
 	MissConcurrency int
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// Registry receives the edge's metrics and is what the admin
+	// listener's /metrics serves, so other parts of the process (TLS, the
+	// purge journal) can register theirs beside them. Nil means a new,
+	// private registry.
+	Registry *prometheus.Registry
+	// Components report the state of parts beyond the sites' origins
+	// (certificates, the purge journal) on /healthz?verbose.
+	Components []Component
 }
 
 // Handler serves objects to browsers: route the Host to a site, clean
@@ -96,6 +105,7 @@ type Handler struct {
 	draining     chan struct{}
 	misses       *missLimiter
 	sites        []*site
+	components   []Component
 	revalidating sync.Map // key → struct{}: background revalidations in flight
 
 	// revalidated, when set (by tests), is called after each background
@@ -108,7 +118,8 @@ func NewHandler(opts Options) (*Handler, error) {
 	h := &Handler{
 		hosts:        map[string]*site{},
 		cache:        opts.Cache,
-		metrics:      newMetrics(opts.Cache),
+		metrics:      newMetrics(opts.Registry, opts.Cache),
+		components:   opts.Components,
 		accessLog:    opts.AccessLog,
 		fetchTimeout: opts.FetchTimeout,
 		now:          opts.Now,

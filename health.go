@@ -18,6 +18,27 @@ type Health struct {
 	Draining bool
 	Paths    []PathHealth
 	Origins  []origin.OriginState // of origins that report their state
+	// Components are the states of the parts given in
+	// Options.Components. They never make OK false: only the must-serve
+	// paths decide whether the edge can serve.
+	Components []ComponentHealth
+}
+
+// A Component is a part of the edge beyond its sites' origins (the disk
+// tier, certificates, the purge journal) that reports its state on
+// /healthz?verbose. A degraded component never fails /healthz by itself:
+// an edge that can still serve its must-serve paths stays in DNS.
+// Health is called on every /healthz?verbose and must be cheap and safe
+// for concurrent use.
+type Component interface {
+	Health() []ComponentHealth
+}
+
+// ComponentHealth is one line of a Component's report.
+type ComponentHealth struct {
+	Name   string // what it is: "certificate cdn.example.com", "purge journal"
+	OK     bool   // false shows as "degraded"
+	Detail string // the state in words: "expires in 61d", "unreachable for 2m: ..."
 }
 
 // PathHealth is one must-serve path's state.
@@ -66,6 +87,9 @@ func (h *Handler) Health() Health {
 			hl.Origins = append(hl.Origins, r.States()...)
 		}
 	}
+	for _, c := range h.components {
+		hl.Components = append(hl.Components, c.Health()...)
+	}
 	return hl
 }
 
@@ -93,6 +117,17 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "origin %s: %s", o.Name, o.State)
 			if o.LastError != "" {
 				fmt.Fprintf(w, " (%d failures; last: %s)", o.ConsecutiveFailures, o.LastError)
+			}
+			fmt.Fprintln(w)
+		}
+		for _, c := range hl.Components {
+			state := "ok"
+			if !c.OK {
+				state = "degraded"
+			}
+			fmt.Fprintf(w, "%s: %s", c.Name, state)
+			if c.Detail != "" {
+				fmt.Fprintf(w, " (%s)", c.Detail)
 			}
 			fmt.Fprintln(w)
 		}

@@ -62,3 +62,33 @@ func TestHealthWithoutMustServe(t *testing.T) {
 		t.Fatalf("status %d", res.StatusCode)
 	}
 }
+
+// components is a Component with a fixed report.
+type components []ComponentHealth
+
+func (c components) Health() []ComponentHealth { return c }
+
+func TestHealthShowsComponentsWithoutFailing(t *testing.T) {
+	c, err := cache.Open(cache.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	h, err := NewHandler(Options{Cache: c, Sites: []Site{{Origin: newMemOrigin()}}, Components: []Component{components{
+		{Name: "certificate cdn.example.com", OK: true, Detail: "expires in 61d"},
+		{Name: "purge journal", OK: false, Detail: "unreachable for 2m"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := serve(h.AdminHandler(""), "GET", "/healthz?verbose")
+	body := string(readBody(t, res))
+	if res.StatusCode != 200 {
+		t.Fatalf("a degraded component failed /healthz: %d %q", res.StatusCode, body)
+	}
+	for _, want := range []string{"certificate cdn.example.com: ok (expires in 61d)\n", "purge journal: degraded (unreachable for 2m)\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/healthz?verbose lacks %q:\n%s", want, body)
+		}
+	}
+}

@@ -40,8 +40,11 @@ type metrics struct {
 	originSecs  *prometheus.HistogramVec
 }
 
-func newMetrics(c *cache.Cache) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+func newMetrics(reg *prometheus.Registry, c *cache.Cache) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &metrics{reg: reg}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edge_requests_total",
