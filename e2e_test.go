@@ -43,7 +43,7 @@ func (e *s3Edge) open(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := cache.Open(cache.Config{Dir: e.dir})
+	c, err := cache.New(cache.Config{Dir: e.dir})
 	if err != nil {
 		t.Fatal(err)
 	}

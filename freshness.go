@@ -62,3 +62,38 @@ func seconds(arg string) (time.Duration, bool) {
 	const century = int64(100 * 365 * 24 * time.Hour / time.Second)
 	return time.Duration(min(n, century)) * time.Second, true
 }
+
+// freshness is an object's lifetime and stale windows at the edge.
+type freshness struct{ ttl, swr, sie time.Duration }
+
+// freshness decides p's lifetime: the origin's s-maxage or max-age (0
+// for no-cache), else the path rule's ttl, else the site's; the stale
+// windows likewise from the origin's stale-while-revalidate and
+// stale-if-error, else the rule's, else the site's.
+func (h *Handler) freshness(s *site, p string, cc directives) freshness {
+	f := freshness{ttl: s.TTL, swr: s.StaleWhileRevalidate, sie: s.StaleIfError}
+	if r := s.rule(p); r != nil {
+		if r.TTL > 0 {
+			f.ttl = time.Duration(r.TTL)
+		}
+		if r.StaleWhileRevalidate > 0 {
+			f.swr = time.Duration(r.StaleWhileRevalidate)
+		}
+		if r.StaleIfError > 0 {
+			f.sie = time.Duration(r.StaleIfError)
+		}
+	}
+	switch {
+	case cc.noCache:
+		f.ttl, f.swr = 0, 0 // revalidate before every use
+	case cc.hasMaxAt:
+		f.ttl = cc.maxAge
+	}
+	if cc.hasSWR && !cc.noCache {
+		f.swr = cc.swr
+	}
+	if cc.hasSIE {
+		f.sie = cc.sie
+	}
+	return f
+}

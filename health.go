@@ -66,8 +66,8 @@ func (h *Handler) Health() Health {
 	}
 	for _, s := range h.sites {
 		for _, p := range s.MustServe {
-			ph := PathHealth{Site: s.keyPrefix, Path: p}
-			obj := h.cache.Lookup(s.keyPrefix + p)
+			ph := PathHealth{Site: s.CacheNamespace, Path: p}
+			obj := h.cache.Lookup(s.key(p))
 			switch {
 			case obj == nil:
 				ph.State = "not cached"
@@ -86,6 +86,11 @@ func (h *Handler) Health() Health {
 		if r, ok := s.Origin.(stateReporter); ok {
 			hl.Origins = append(hl.Origins, r.States()...)
 		}
+	}
+	if ok, detail := h.cache.DiskHealth(); !ok {
+		hl.Components = append(hl.Components, ComponentHealth{Name: "disk", Detail: detail})
+	} else {
+		hl.Components = append(hl.Components, ComponentHealth{Name: "disk", OK: true})
 	}
 	for _, c := range h.components {
 		hl.Components = append(hl.Components, c.Health()...)
@@ -155,21 +160,23 @@ func (h *Handler) Drain() {
 	}
 }
 
-// KeepWarm fetches every must-serve path at once and then every interval,
-// whenever its copy is missing or expired, so that health reflects the
-// origin and the paths browsers need are always cached. It returns when
-// ctx is done.
-func (h *Handler) KeepWarm(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		h.warm(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+// KeepWarm starts fetching every must-serve path at once and then every
+// interval, whenever its copy is missing or expired, so that health
+// reflects the origin and the paths browsers need are always cached. It
+// runs in the background until Close; failures are logged.
+func (h *Handler) KeepWarm(interval time.Duration) {
+	h.goBackground(func(ctx context.Context) {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			h.warm(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
-	}
+	})
 }
 
 // warm makes one pass over the must-serve paths.
@@ -177,9 +184,13 @@ func (h *Handler) warm(ctx context.Context) {
 	now := h.now()
 	for _, s := range h.sites {
 		for _, p := range s.MustServe {
-			key := s.keyPrefix + p
-			if obj := h.cache.Lookup(key); obj == nil || !obj.Meta.Fresh(now) {
-				_, _, _ = h.fill(ctx, "", s, key, p, obj)
+			obj := h.cache.Lookup(s.key(p))
+			if obj != nil && obj.Meta.Fresh(now) {
+				continue
+			}
+			// An origin failure with the copy still usable is logged by fill.
+			if _, _, err := h.fill(ctx, "", s, p, obj, nil); err != nil && ctx.Err() == nil {
+				h.errorLog.Error("keep-warm: cannot fetch a must-serve path", h.failure(s, p, err)...)
 			}
 		}
 	}

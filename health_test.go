@@ -69,7 +69,7 @@ type components []ComponentHealth
 func (c components) Health() []ComponentHealth { return c }
 
 func TestHealthShowsComponentsWithoutFailing(t *testing.T) {
-	c, err := cache.Open(cache.Config{Dir: t.TempDir()})
+	c, err := cache.New(cache.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

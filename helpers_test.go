@@ -135,7 +135,7 @@ func newTestEdge(t testing.TB, site Site, cfg cache.Config) *testEdge {
 	}
 	cfg.Dir = te.dir
 	var err error
-	te.cache, err = cache.Open(cfg)
+	te.cache, err = cache.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,3 +184,7 @@ func text(n int) []byte {
 	}
 	return b.Bytes()[:n]
 }
+
+// waitBackground waits for the handler's background work started so far
+// (revalidations) to finish.
+func waitBackground(h *Handler) { h.background.Wait() }

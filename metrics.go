@@ -24,20 +24,17 @@ const (
 
 var resultNames = [numResults]string{"hit", "miss", "collapsed", "revalidated", "stale", "stale_while_revalidate", "pass", "error"}
 
-const numCodings = int(negotiate.Brotli) + 1
-
 // metrics are the edge's Prometheus metrics. Counters on the request path
 // are resolved once here, so a request only does atomic adds: no label
 // lookups, no locks.
 type metrics struct {
-	reg         *prometheus.Registry
-	requests    [numResults][numCodings]prometheus.Counter
-	notFound    prometheus.Counter
-	rejected    *prometheus.CounterVec
-	derivations [numCodings]prometheus.Counter
-	bodyBytes   [numCodings]prometheus.Counter
-	originReqs  *prometheus.CounterVec
-	originSecs  *prometheus.HistogramVec
+	reg        *prometheus.Registry
+	requests   [numResults][negotiate.NumCodings]prometheus.Counter
+	notFound   prometheus.Counter
+	rejected   *prometheus.CounterVec
+	bodyBytes  [negotiate.NumCodings]prometheus.Counter
+	originReqs *prometheus.CounterVec
+	originSecs *prometheus.HistogramVec
 }
 
 func newMetrics(reg *prometheus.Registry, c *cache.Cache) *metrics {
@@ -58,10 +55,6 @@ func newMetrics(reg *prometheus.Registry, c *cache.Cache) *metrics {
 		Name: "edge_rejected_requests_total",
 		Help: "Requests refused before reaching the cache, by status (400, 405, 414).",
 	}, []string{"status"})
-	derivations := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "edge_derivations_total",
-		Help: "Variants computed (compressed or decompressed) from a stored object, by the coding produced. Each object version is transcoded once per coding; cache hits never add to this.",
-	}, []string{"encoding"})
 	bodyBytes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edge_response_body_bytes_total",
 		Help: "Body bytes of full (200) object responses to GET, by content coding.",
@@ -76,31 +69,88 @@ func newMetrics(reg *prometheus.Registry, c *cache.Cache) *metrics {
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"origin"})
 	for r := range numResults {
-		for c := range numCodings {
-			m.requests[r][c] = requests.WithLabelValues(resultNames[r], negotiate.Coding(c).String())
+		for c := range negotiate.Coding(negotiate.NumCodings) {
+			m.requests[r][c] = requests.WithLabelValues(resultNames[r], c.String())
 		}
 	}
-	for c := range numCodings {
-		m.derivations[c] = derivations.WithLabelValues(negotiate.Coding(c).String())
-		m.bodyBytes[c] = bodyBytes.WithLabelValues(negotiate.Coding(c).String())
+	for c := range negotiate.Coding(negotiate.NumCodings) {
+		m.bodyBytes[c] = bodyBytes.WithLabelValues(c.String())
 	}
-	m.reg.MustRegister(requests, m.notFound, m.rejected, derivations, bodyBytes, m.originReqs, m.originSecs)
-
-	gauge := func(name, help string, f func(cache.Stats) float64) {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(c.Stats()) }))
-	}
-	counter := func(name, help string, f func(cache.Stats) float64) {
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(c.Stats()) }))
-	}
-	gauge("edge_cache_memory_bytes", "Bytes held by the memory tier.", func(s cache.Stats) float64 { return float64(s.MemoryBytes) })
-	gauge("edge_cache_disk_bytes", "Bytes held by the disk tier.", func(s cache.Stats) float64 { return float64(s.Disk.Bytes) })
-	gauge("edge_cache_disk_entries", "Files in the disk tier (object records and variants).", func(s cache.Stats) float64 { return float64(s.Disk.Entries) })
-	counter("edge_cache_memory_evictions_total", "Objects evicted from the memory tier.", func(s cache.Stats) float64 { return float64(s.MemoryEvicted) })
-	counter("edge_cache_disk_evictions_total", "Files evicted from the disk tier.", func(s cache.Stats) float64 { return float64(s.Disk.Evictions) })
-	counter("edge_cache_disk_corrupt_total", "Disk files that failed their checksum and were dropped.", func(s cache.Stats) float64 { return float64(s.Disk.Corrupt) })
-	counter("edge_cache_memory_hits_total", "Lookups answered by the memory tier.", func(s cache.Stats) float64 { return float64(s.MemoryHits) })
-	counter("edge_cache_disk_hits_total", "Lookups answered by the disk tier (then promoted to memory).", func(s cache.Stats) float64 { return float64(s.DiskHits) })
+	m.reg.MustRegister(requests, m.notFound, m.rejected, bodyBytes, m.originReqs, m.originSecs, newCacheCollector(c))
 	return m
+}
+
+// cacheCollector reports the cache's counters at scrape time, from one
+// Stats snapshot.
+type cacheCollector struct {
+	cache *cache.Cache
+	descs map[string]*prometheus.Desc
+}
+
+// cacheMetrics are the cache's metrics: name, help, and whether each is
+// labelled by coding ("encoding").
+var cacheMetrics = []struct {
+	name, help string
+	byCoding   bool
+}{
+	{"edge_cache_memory_bytes", "Bytes held by the memory tier.", false},
+	{"edge_cache_disk_bytes", "Bytes held by the disk tier.", false},
+	{"edge_cache_disk_entries", "Files in the disk tier (object records and variants).", false},
+	{"edge_cache_memory_evictions_total", "Objects evicted from the memory tier.", false},
+	{"edge_cache_disk_evictions_total", "Files evicted from the disk tier.", false},
+	{"edge_cache_disk_corrupt_total", "Disk files that failed their checksum and were dropped.", false},
+	{"edge_cache_memory_hits_total", "Lookups answered by the memory tier.", false},
+	{"edge_cache_disk_hits_total", "Lookups answered by the disk tier (then promoted to memory).", false},
+	{"edge_cache_disk_write_errors_total", "Disk writes that failed (disk full, read-only, I/O errors). The edge then serves from memory and the origin.", false},
+	{"edge_cache_disk_degraded", "1 while the disk tier takes no writes (after a failed write, until a retry succeeds), else 0.", false},
+	{"edge_derivations_total", "Variants computed (compressed or decompressed) from a stored object, by the coding produced. Each object version is transcoded once per coding; cache hits never add to this.", true},
+	{"edge_derivation_failures_total", "Object versions whose stored body could not be transcoded (not valid in its own content coding), by the coding asked for. They are served only as stored, to clients that accept that coding.", true},
+}
+
+func newCacheCollector(c *cache.Cache) *cacheCollector {
+	cc := &cacheCollector{cache: c, descs: map[string]*prometheus.Desc{}}
+	for _, m := range cacheMetrics {
+		var labels []string
+		if m.byCoding {
+			labels = []string{"encoding"}
+		}
+		cc.descs[m.name] = prometheus.NewDesc(m.name, m.help, labels, nil)
+	}
+	return cc
+}
+
+func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range cc.descs {
+		ch <- d
+	}
+}
+
+func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s := cc.cache.Stats()
+	degraded := 0.0
+	if s.DiskDegraded {
+		degraded = 1
+	}
+	gauge := func(name string, v float64) {
+		ch <- prometheus.MustNewConstMetric(cc.descs[name], prometheus.GaugeValue, v)
+	}
+	counter := func(name string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(cc.descs[name], prometheus.CounterValue, v, labels...)
+	}
+	gauge("edge_cache_memory_bytes", float64(s.MemoryBytes))
+	gauge("edge_cache_disk_bytes", float64(s.Disk.Bytes))
+	gauge("edge_cache_disk_entries", float64(s.Disk.Entries))
+	counter("edge_cache_memory_evictions_total", float64(s.MemoryEvicted))
+	counter("edge_cache_disk_evictions_total", float64(s.Disk.Evictions))
+	counter("edge_cache_disk_corrupt_total", float64(s.Disk.Corrupt))
+	counter("edge_cache_memory_hits_total", float64(s.MemoryHits))
+	counter("edge_cache_disk_hits_total", float64(s.DiskHits))
+	counter("edge_cache_disk_write_errors_total", float64(s.DiskWriteErrors))
+	gauge("edge_cache_disk_degraded", degraded)
+	for c := range negotiate.Coding(negotiate.NumCodings) {
+		counter("edge_derivations_total", float64(s.Derivations[c]), c.String())
+		counter("edge_derivation_failures_total", float64(s.DerivationFailures[c]), c.String())
+	}
 }
 
 // originCollector reports each origin's circuit state at scrape time.

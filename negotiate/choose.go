@@ -44,7 +44,7 @@ func Choose(acceptEncoding []string, offered Set) Coding {
 	if len(acceptEncoding) == 0 {
 		return Identity
 	}
-	q := [numCodings]int16{qUnset, qUnset, qUnset, qUnset}
+	q := [NumCodings]int16{qUnset, qUnset, qUnset, qUnset}
 	star := int16(qUnset)
 	for _, line := range acceptEncoding {
 		for line != "" {
@@ -63,7 +63,7 @@ func Choose(acceptEncoding []string, offered Set) Coding {
 
 	// score: 0 unacceptable, 1 identity by default, 2..1001 weight+1.
 	best, bestScore := Identity, 0
-	for c := Identity; c < numCodings; c++ {
+	for c := Identity; c < NumCodings; c++ {
 		if !offered.Has(c) {
 			continue
 		}
@@ -110,6 +110,16 @@ func parseMember(m string) (c Coding, star bool, q int16, ok bool) {
 			return Identity, false, 0, false
 		}
 	}
+	if q, ok = parseWeight(params); !ok {
+		return Identity, false, 0, false
+	}
+	return c, star, q, true
+}
+
+// parseWeight reads the "q" parameter from a member's parameters (the
+// text after its first ";"), in thousandths; 1000 when absent. ok is
+// false for a malformed or repeated weight. Other parameters are ignored.
+func parseWeight(params string) (q int16, ok bool) {
 	q = 1000
 	seenQ := false
 	for params != "" {
@@ -121,16 +131,16 @@ func parseMember(m string) (c Coding, star bool, q int16, ok bool) {
 			continue // empty ("gzip;;") or an extension parameter
 		}
 		if seenQ || !hasEq {
-			return Identity, false, 0, false
+			return 0, false
 		}
 		seenQ = true
 		v, good := parseQ(trimOWS(val))
 		if !good {
-			return Identity, false, 0, false
+			return 0, false
 		}
 		q = v
 	}
-	return c, star, q, true
+	return q, true
 }
 
 // parseQ parses a qvalue (RFC 9110 §12.4.2) into thousandths:
@@ -193,4 +203,65 @@ func trimOWS(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// Accepts reports whether a request whose Accept-Encoding field lines
+// are acceptEncoding accepts a body in the content coding token (a
+// Content-Encoding value: "gzip", "br", "deflate", "" or "identity" for
+// none), by the rules of Choose: a token listed with a non-zero weight,
+// or covered by "*" with a non-zero weight; identity unless refused; and
+// without an Accept-Encoding field, identity only. Tokens compare
+// case-insensitively, and "x-gzip" is gzip. Use it for codings the edge
+// cannot produce, to decide whether a body stored in one may be sent as
+// it is. It does not allocate.
+func Accepts(acceptEncoding []string, token string) bool {
+	token = trimOWS(token)
+	identity := token == "" || strings.EqualFold(token, "identity")
+	if len(acceptEncoding) == 0 {
+		return identity
+	}
+	want, known := lookupCoding(token)
+	if identity {
+		want, known = Identity, true
+	}
+	q, star := int16(qUnset), int16(qUnset)
+	for _, line := range acceptEncoding {
+		for line != "" {
+			var member string
+			member, line = nextElem(line, ',')
+			w, isStar, match, ok := weighMember(member, token, want, known)
+			switch {
+			case !ok:
+			case isStar:
+				star = lowerQ(star, w)
+			case match:
+				q = lowerQ(q, w)
+			}
+		}
+	}
+	if q == qUnset {
+		q = star
+	}
+	return q > 0 || (q == qUnset && identity)
+}
+
+// weighMember parses one Accept-Encoding member for Accepts: its weight,
+// whether it is "*", and whether it names token (a known coding by any
+// of its names, another token by its exact name, in any case).
+func weighMember(m, token string, want Coding, known bool) (q int16, star, match, ok bool) {
+	tok, params := nextElem(m, ';')
+	tok = trimOWS(tok)
+	if tok == "" {
+		return 0, false, false, false
+	}
+	if q, ok = parseWeight(params); !ok {
+		return 0, false, false, false
+	}
+	if tok == "*" {
+		return q, true, false, true
+	}
+	if c, isKnown := lookupCoding(tok); isKnown {
+		return q, false, known && c == want, true
+	}
+	return q, false, !known && strings.EqualFold(tok, token), true
 }

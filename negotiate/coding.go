@@ -18,15 +18,17 @@ const (
 	Zstd                   // zstd (RFC 8878), window at most 8 MiB (RFC 9659)
 	Brotli                 // br (RFC 7932)
 
-	numCodings = 4
+	// NumCodings is how many codings there are: Coding values run from 0
+	// to NumCodings-1, so arrays indexed by Coding can be sized by it.
+	NumCodings = 4
 )
 
-var codingNames = [numCodings]string{"identity", "gzip", "zstd", "br"}
+var codingNames = [NumCodings]string{"identity", "gzip", "zstd", "br"}
 
 // String returns the coding's registered name: "identity", "gzip", "zstd"
 // or "br".
 func (c Coding) String() string {
-	if c < numCodings {
+	if c < NumCodings {
 		return codingNames[c]
 	}
 	return "Coding(" + strconv.Itoa(int(c)) + ")"
@@ -97,7 +99,7 @@ const All Set = 1<<Identity | 1<<Gzip | 1<<Zstd | 1<<Brotli
 func SetOf(cs ...Coding) Set {
 	var s Set
 	for _, c := range cs {
-		if c < numCodings {
+		if c < NumCodings {
 			s |= 1 << c
 		}
 	}
@@ -106,14 +108,14 @@ func SetOf(cs ...Coding) Set {
 
 // Has reports whether c is in s.
 func (s Set) Has(c Coding) bool {
-	return c < numCodings && s&(1<<c) != 0
+	return c < NumCodings && s&(1<<c) != 0
 }
 
 // String lists the set's codings, e.g. "{identity gzip}".
 func (s Set) String() string {
 	var b strings.Builder
 	b.WriteByte('{')
-	for c := Coding(0); c < numCodings; c++ {
+	for c := Coding(0); c < NumCodings; c++ {
 		if s.Has(c) {
 			if b.Len() > 1 {
 				b.WriteByte(' ')

@@ -34,6 +34,15 @@ func FuzzChoose(f *testing.F) {
 		if again := Choose(header, set); again != got {
 			t.Fatalf("Choose(%q, %v) not deterministic: %v then %v", header, set, got, again)
 		}
+		// Accepts agrees with Choose on every coding the edge can make.
+		for _, c := range []Coding{Gzip, Zstd, Brotli} {
+			if acc, chosen := Accepts(header, c.String()), Choose(header, SetOf(c)) == c; acc != chosen {
+				t.Fatalf("Accepts(%q, %v) = %v, but Choose offered only %v picks it: %v", header, c, acc, c, chosen)
+			}
+		}
+		if Accepts(header, "x-gzip") != Accepts(header, "gzip") {
+			t.Fatalf("Accepts(%q): x-gzip and gzip differ", header)
+		}
 		if strings.Contains(line1+line2, `"`) {
 			return // the reference below does not know quoted strings
 		}
@@ -135,7 +144,7 @@ func FuzzTranscode(f *testing.F) {
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd}, uint8(Zstd), uint8(Identity))
 	f.Add([]byte("garbage"), uint8(Brotli), uint8(Identity))
 	f.Fuzz(func(t *testing.T, data []byte, from, to uint8) {
-		fc, tc := Coding(from%numCodings), Coding(to%numCodings)
+		fc, tc := Coding(from%NumCodings), Coding(to%NumCodings)
 		// Garbage in a coding either decodes or fails; it never panics.
 		_ = Transcode(io.Discard, bytes.NewReader(data), fc, tc)
 

@@ -210,7 +210,7 @@ func TestSet(t *testing.T) {
 	if All != SetOf(Identity, Gzip, Zstd, Brotli) {
 		t.Errorf("All = %v, want all four codings", All)
 	}
-	for c := Identity; c < numCodings; c++ {
+	for c := Identity; c < NumCodings; c++ {
 		if !All.Has(c) {
 			t.Errorf("All lacks %v", c)
 		}

@@ -1,6 +1,7 @@
 package negotiate
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -41,6 +42,11 @@ const (
 	zstdWindow = 8 << 20
 )
 
+// ErrCorrupt reports a source that is not a valid stream in the coding it
+// claims: corrupt, truncated, empty, or followed by trailing bytes.
+// Transcoding it again will fail again.
+var ErrCorrupt = errors.New("not a valid stream in its content coding")
+
 // Transcode writes src, whose bytes are in coding from, to dst in coding
 // to. Identity→X encodes, X→Identity decodes, X→Y decodes and encodes in
 // one stream; from == to copies the bytes unchanged (without checking
@@ -54,15 +60,17 @@ const (
 //
 // Errors say which step failed, e.g. "negotiate: decoding gzip: ...",
 // "negotiate: encoding br: ...", "negotiate: reading source: ...",
-// "negotiate: writing: ...", and wrap the cause.
+// "negotiate: writing: ...", and wrap the cause. Errors of the decoding
+// step also wrap ErrCorrupt: the source itself is bad, where the others
+// are failures of the reader or writer around it.
 //
 // Transcode is safe for concurrent use; encoders and decoders are reused
 // (see codecs.go).
 func Transcode(dst io.Writer, src io.Reader, from, to Coding) error {
-	if from >= numCodings {
+	if from >= NumCodings {
 		return fmt.Errorf("negotiate: unknown source coding %v", from)
 	}
-	if to >= numCodings {
+	if to >= NumCodings {
 		return fmt.Errorf("negotiate: unknown target coding %v", to)
 	}
 
@@ -113,7 +121,7 @@ func Transcode(dst io.Writer, src io.Reader, from, to Coding) error {
 	if dec != nil && in.n == 0 {
 		// A stored object in a content coding has at least a header;
 		// some decoders would read zero bytes as zero frames.
-		return fmt.Errorf("negotiate: decoding %v: empty input: %w", from, io.ErrUnexpectedEOF)
+		return fmt.Errorf("negotiate: decoding %v: %w: empty input: %w", from, ErrCorrupt, io.ErrUnexpectedEOF)
 	}
 	return nil
 }
@@ -127,7 +135,7 @@ func stepError(in, dec *readTracker, out *writeTracker, encoding bool, from, to 
 	case out.err != nil:
 		return fmt.Errorf("negotiate: writing: %w", out.err)
 	case dec != nil && dec.err != nil:
-		return fmt.Errorf("negotiate: decoding %v: %w", from, dec.err)
+		return fmt.Errorf("negotiate: decoding %v: %w: %w", from, ErrCorrupt, dec.err)
 	case encoding:
 		return fmt.Errorf("negotiate: encoding %v: %w", to, err)
 	default:

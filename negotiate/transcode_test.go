@@ -186,6 +186,9 @@ func TestTranscodeCorrupt(t *testing.T) {
 					if want := "negotiate: decoding " + from.String() + ": "; !strings.HasPrefix(err.Error(), want) {
 						t.Errorf("error %q does not start with %q", err, want)
 					}
+					if !errors.Is(err, ErrCorrupt) {
+						t.Errorf("error %q does not wrap ErrCorrupt", err)
+					}
 				})
 			}
 		}
@@ -225,6 +228,9 @@ func TestTranscodeIOErrors(t *testing.T) {
 				if !strings.HasPrefix(err.Error(), "negotiate: writing: ") {
 					t.Errorf("error %q does not name the step", err)
 				}
+				if errors.Is(err, ErrCorrupt) {
+					t.Errorf("a failed write reads as a corrupt source: %q", err)
+				}
 			})
 			t.Run(fmt.Sprintf("%v-to-%v/read", from, to), func(t *testing.T) {
 				src := &failReader{data: enc[:len(enc)/2], err: errNet}
@@ -234,6 +240,9 @@ func TestTranscodeIOErrors(t *testing.T) {
 				}
 				if !strings.HasPrefix(err.Error(), "negotiate: reading source: ") {
 					t.Errorf("error %q does not name the step", err)
+				}
+				if errors.Is(err, ErrCorrupt) {
+					t.Errorf("a failed read reads as a corrupt source: %q", err)
 				}
 			})
 		}

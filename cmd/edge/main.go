@@ -200,16 +200,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	sites, err := loadSites(ctx, o)
+	sites, closeOrigins, err := loadSites(ctx, o, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "edge: %v\n", err)
 		return 2
 	}
-	c, err := cache.Open(cache.Config{
+	defer closeOrigins()
+	c, err := cache.New(cache.Config{
 		Dir:             o.cacheDir,
 		DiskBytes:       int64(o.disk),
 		MemoryBytes:     int64(o.mem),
 		MaxMemoryObject: int64(o.maxObj),
+		Log:             log,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "edge: %v\n", err)
@@ -219,7 +221,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	if o.accessLog {
 		accessLog = slog.New(slog.NewJSONHandler(stdout, nil))
 	}
-	h, err := edge.NewHandler(edge.Options{Cache: c, Sites: sites, AccessLog: accessLog, FetchTimeout: o.fetchTimeout, MissConcurrency: o.missConcurrency})
+	h, err := edge.NewHandler(edge.Options{
+		Cache:           c,
+		Sites:           sites,
+		AccessLog:       accessLog,
+		ErrorLog:        log,
+		FetchTimeout:    o.fetchTimeout,
+		MissConcurrency: o.missConcurrency,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "edge: %v\n", err)
 		return 1
@@ -252,9 +261,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 		fmt.Fprintf(stderr, "edge: -admin: %v\n", err)
 		return 1
 	}
-	warmCtx, stopWarm := context.WithCancel(ctx)
-	defer stopWarm()
-	go h.KeepWarm(warmCtx, 5*time.Second)
+	h.KeepWarm(keepWarmInterval)
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(pl) }()
 	go func() { errc <- admin.Serve(al) }()
@@ -285,18 +292,45 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	if err := public.Shutdown(sctx); err != nil {
 		log.Warn("edge: in-flight requests cut off", "err", err)
 	}
-	_ = admin.Shutdown(sctx)
-	// Fills and derivations finish writing to disk before we exit.
-	_ = c.Close()
+	if err := admin.Shutdown(sctx); err != nil {
+		log.Warn("edge: admin requests cut off", "err", err)
+	}
+	// Background revalidations and keep-warm stop; fills and derivations
+	// in flight finish writing to disk before we exit.
+	h.Close()
+	c.Close()
 	log.Info("edge stopped")
 	return status
 }
 
+// keepWarmInterval is how often the must-serve paths are checked and
+// refreshed when missing or expired.
+const keepWarmInterval = 5 * time.Second
+
 // demoMustServe are the demo site's must-serve paths.
 var demoMustServe = []string{"/widget/v1/login.js", "/tenants/acme.json"}
 
-// loadSites builds the sites from -config and the flags.
-func loadSites(ctx context.Context, o *options) ([]edge.Site, error) {
+// loadSites builds the sites from -config and the flags. closeOrigins
+// stops the origins' background probes; call it at shutdown.
+func loadSites(ctx context.Context, o *options, log *slog.Logger) (sites []edge.Site, closeOrigins func(), err error) {
+	var failovers []*origin.Failover
+	closeAll := func() {
+		for _, f := range failovers {
+			f.Close()
+		}
+	}
+	open := func(specs, mustServe []string) (origin.Origin, string, error) {
+		f, namespace, err := openOrigins(ctx, specs, mustServe, o, log)
+		if err == nil {
+			failovers = append(failovers, f)
+		}
+		return f, namespace, err
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
 	base := edge.Site{
 		TTL:                  o.ttl,
 		NegativeTTL:          o.negativeTTL,
@@ -305,36 +339,36 @@ func loadSites(ctx context.Context, o *options) ([]edge.Site, error) {
 		MustServe:            splitList(o.mustServe),
 	}
 	if len(o.origins) > 0 {
-		var err error
-		if base.Origin, err = openOrigins(ctx, o.origins, base.MustServe, o); err != nil {
-			return nil, fmt.Errorf("-origin: %w", err)
+		if base.Origin, base.CacheNamespace, err = open(o.origins, base.MustServe); err != nil {
+			return nil, nil, fmt.Errorf("-origin: %w", err)
 		}
 	} else {
 		sub, err := fs.Sub(demo, "demo")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		base.Origin, base.Rules = origin.NewFS(sub, "embed:demo"), demoRules
+		base.CacheNamespace = base.Origin.String()
 		if base.MustServe == nil {
 			base.MustServe = demoMustServe
 		}
 	}
 	for _, p := range base.MustServe {
 		if !strings.HasPrefix(p, "/") {
-			return nil, fmt.Errorf("-must-serve: %q does not start with /", p)
+			return nil, nil, fmt.Errorf("-must-serve: %q does not start with /", p)
 		}
 	}
 	if o.config == "" {
-		return []edge.Site{base}, nil
+		return []edge.Site{base}, closeAll, nil
 	}
 	cfg, err := edge.LoadConfig(o.config)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(cfg.Sites) == 0 {
-		return []edge.Site{base}, nil
+		return []edge.Site{base}, closeAll, nil
 	}
-	sites := make([]edge.Site, 0, len(cfg.Sites))
+	sites = make([]edge.Site, 0, len(cfg.Sites))
 	for i, sc := range cfg.Sites {
 		s := base
 		s.Hosts, s.Index, s.Rules = sc.Hosts, sc.Index, sc.Rules
@@ -350,26 +384,30 @@ func loadSites(ctx context.Context, o *options) ([]edge.Site, error) {
 			s.MustServe = sc.MustServe
 		}
 		if specs := sc.OriginList(); len(specs) > 0 {
-			if s.Origin, err = openOrigins(ctx, specs, s.MustServe, o); err != nil {
-				return nil, fmt.Errorf("config %s: sites[%d].origin: %w", o.config, i, err)
+			if s.Origin, s.CacheNamespace, err = open(specs, s.MustServe); err != nil {
+				return nil, nil, fmt.Errorf("config %s: sites[%d].origin: %w", o.config, i, err)
 			}
 		}
 		sites = append(sites, s)
 	}
-	return sites, nil
+	return sites, closeAll, nil
 }
 
 // openOrigins opens the origin specs, tried in order with retries and
 // circuit breakers. A down origin is probed with the first must-serve
 // path: an object that exists, so a 200 proves the origin and its
 // credentials work (S3 answers 403 for a missing key without
-// s3:ListBucket).
-func openOrigins(ctx context.Context, specs, mustServe []string, o *options) (origin.Origin, error) {
+// s3:ListBucket). Every circuit change is logged.
+//
+// namespace names the site's objects in the cache: the first origin's
+// name, "s3://bucket/prefix", taken from the configuration, so adding
+// replicas behind it (or wrapping the origins) keeps the cache.
+func openOrigins(ctx context.Context, specs, mustServe []string, o *options, log *slog.Logger) (f *origin.Failover, namespace string, err error) {
 	var list []origin.Origin
 	for _, spec := range specs {
 		org, err := origin.Parse(ctx, spec)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		list = append(list, org)
 	}
@@ -377,7 +415,22 @@ func openOrigins(ctx context.Context, specs, mustServe []string, o *options) (or
 	if len(mustServe) > 0 {
 		cfg.ProbeKey = mustServe[0]
 	}
-	return origin.NewFailover(list, cfg), nil
+	cfg.OnStateChange = func(name string, state origin.State) {
+		lastErr := ""
+		for _, st := range f.States() {
+			if st.Name == name {
+				lastErr = st.LastError
+			}
+		}
+		switch state {
+		case origin.Closed:
+			log.Warn("origin circuit closed: the origin answers again", "origin", name, "state", state.String())
+		default:
+			log.Error("origin circuit "+state.String()+": the origin is skipped while it fails", "origin", name, "state", state.String(), "err", lastErr)
+		}
+	}
+	f = origin.NewFailover(list, cfg)
+	return f, list[0].String(), nil
 }
 
 func splitList(s string) []string {

@@ -1,8 +1,7 @@
-package cache
-
-// The disk tier: a bounded store of immutable files, keyed by string. It
-// knows nothing of HTTP; the cache above it decides what a key and a meta
-// mean.
+// Package disk is the cache's disk tier: a bounded store of immutable
+// files, keyed by string, that survives restarts. It knows nothing of HTTP
+// or of objects and variants; package cache above it decides what a key
+// and a meta mean.
 //
 // File layout: dir/ab/cd/<hex sha256(key)>, a two-level fan-out so no
 // directory grows past a few thousand entries. Temporary files live beside
@@ -14,8 +13,8 @@ package cache
 //	0      4    magic "EDGE"
 //	4      1    version (1)
 //	5      3    reserved, zero
-//	8      4    key length    (≤ diskMaxKey)
-//	12     4    meta length   (≤ diskMaxMeta)
+//	8      4    key length    (≤ maxKey)
+//	12     4    meta length   (≤ maxMeta)
 //	16     8    body length
 //	24     8    time written, Unix nanoseconds (recency after a restart)
 //	32     4    CRC-32C of the body
@@ -30,6 +29,8 @@ package cache
 // file, its size is known without a stat and its body is verified then,
 // for free.)
 
+package disk
+
 import (
 	"crypto/rand"
 	"crypto/sha256"
@@ -40,6 +41,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -58,23 +60,27 @@ var (
 	// ErrTooLarge reports an entry larger than the disk tier's whole
 	// bound. It was not stored.
 	ErrTooLarge = errors.New("entry larger than the disk bound")
+	// ErrBody reports a Put whose body failed: its reader returned an
+	// error (wrapped too), or it had another length than expected. The
+	// disk is not at fault; nothing was stored.
+	ErrBody = errors.New("bad body")
 )
 
 const (
-	diskMagic       = "EDGE"
-	diskVersion     = 1
-	diskHeaderSize  = 40
-	diskMaxKey      = 4 << 10 // bytes; a longer key is refused by Put and rejected when decoding
-	diskMaxMeta     = 1 << 20 // bytes; likewise
-	diskTempPrefix  = ".tmp-"
-	diskBufSize     = 64 << 10 // read/write buffer for bodies
-	diskIndexPeek   = 4 << 10  // first read of each file when indexing: header, key and a typical meta
-	diskHashNameLen = 2 * sha256.Size
+	magic         = "EDGE"
+	formatVersion = 1
+	headerSize    = 40
+	maxKey        = 4 << 10 // bytes; a longer key is refused by Put and rejected when decoding
+	maxMeta       = 1 << 20 // bytes; likewise
+	tempPrefix    = ".tmp-"
+	bufSize       = 64 << 10 // read/write buffer for bodies
+	indexPeek     = 4 << 10  // first read of each file when indexing: header, key and a typical meta
+	hashNameLen   = 2 * sha256.Size
 )
 
-var diskCRCTable = crc32.MakeTable(crc32.Castagnoli)
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// Disk is a bounded store of immutable files on local disk, keyed by
+// Store is a bounded store of immutable files on local disk, keyed by
 // string. It is safe for concurrent use.
 //
 // Contract: Get of an absent key returns an error satisfying
@@ -83,32 +89,34 @@ var diskCRCTable = crc32.MakeTable(crc32.Castagnoli)
 // write goes to a temporary file that is renamed over the final name, so
 // a file under a key's name is always complete as written.
 //
-// Durability: Disk never calls fsync. After a crash or power loss a file
+// Durability: Store never calls fsync. After a crash or power loss a file
 // may be torn or empty despite the rename; its checksums detect that and
-// the entry is dropped (at OpenDisk for a bad header or size, at the first
+// the entry is dropped (at Open for a bad header or size, at the first
 // Get for a bad body) and refetched. That is cheaper than an fsync on
 // every miss, and the origin, not this disk, is the source of truth.
 //
 // Verification: a file's body checksum is checked the first time it is
-// read in this process (at OpenDisk for files of up to 4 KiB, else at the
+// read in this process (at Open for files of up to 4 KiB, else at the
 // first Get), and trusted from then on: a verified file damaged in place
 // later goes unnoticed until the next restart.
 //
 // Eviction: when a Put takes the total file size over the bound, the
 // least recently used entries (by Put or Get) are deleted until it fits.
-// An entry deleted or evicted while a DiskEntry for it is open stays
-// readable through that DiskEntry: on Linux an unlinked file lives on
+// An entry deleted or evicted while an Entry for it is open stays
+// readable through that Entry: on Linux an unlinked file lives on
 // while a descriptor refers to it.
-type Disk struct {
+type Store struct {
 	dir string
 	max int64            // 0: unbounded
-	now func() time.Time // stamps files; tests replace it
+	now func() time.Time // stamps files
+	fs  FS
+	log *slog.Logger
 
-	tmpPrefix string // this Disk's temporary files: the scan leaves them alone
+	tmpPrefix string // this Store's temporary files: the scan leaves them alone
 
 	mu        sync.Mutex
-	index     map[string]*diskItem
-	lru       diskList // front: most recently used
+	index     map[string]*item
+	lru       lruList // front: most recently used
 	bytes     int64
 	evictions uint64
 	corrupt   uint64
@@ -122,31 +130,31 @@ type Disk struct {
 	indexed  chan struct{} // closed when the scan is merged
 }
 
-// diskItem is one indexed file. A new item is made for every file
+// item is one indexed file. A new item is made for every file
 // written, so an item pointer identifies one file version: if
 // d.index[key] is still the item found before opening the file, the file
 // opened is that item's.
-type diskItem struct {
+type item struct {
 	key      string
 	meta     []byte
-	hdr      diskHeader
+	hdr      fileHeader
 	verified bool // the body checksum held when first read in this process
 
-	prev, next *diskItem
+	prev, next *item
 }
 
-func (it *diskItem) fileSize() int64 { return it.hdr.fileSize() }
+func (it *item) fileSize() int64 { return it.hdr.fileSize() }
 
-// DiskStats are the disk tier's counters, for metrics.
-type DiskStats struct {
+// Stats are the disk tier's counters, for metrics.
+type Stats struct {
 	Entries   int
 	Bytes     int64  // total size of the indexed files
 	Evictions uint64 // entries deleted to stay under the bound
 	Corrupt   uint64 // files dropped for a bad checksum, header or size
 }
 
-// DiskEntry is an open disk entry. Close it when done.
-type DiskEntry struct {
+// Entry is an open disk entry. Close it when done.
+type Entry struct {
 	Meta []byte
 	Size int64 // body length
 	// Body reads exactly the body bytes; it is an io.ReadSeeker and an
@@ -158,13 +166,13 @@ type DiskEntry struct {
 }
 
 // Close closes the entry's file.
-func (e *DiskEntry) Close() error { return e.f.Close() }
+func (e *Entry) Close() error { return e.f.Close() }
 
 // WriteTo writes the body to w. It hands w the file itself, positioned
 // at the body and limited to it, so that a net/http response (whose
 // ReadFrom reaches the TCP connection's) sends it with sendfile(2),
 // without copying it through user space.
-func (e *DiskEntry) WriteTo(w io.Writer) (int64, error) {
+func (e *Entry) WriteTo(w io.Writer) (int64, error) {
 	if _, err := e.f.Seek(e.off, io.SeekStart); err != nil {
 		return 0, err
 	}
@@ -173,7 +181,7 @@ func (e *DiskEntry) WriteTo(w io.Writer) (int64, error) {
 
 // ReadBody reads the whole body into a new slice, independently of Body's
 // position. It allocates Size bytes: use it for bodies known to be small.
-func (e *DiskEntry) ReadBody() ([]byte, error) {
+func (e *Entry) ReadBody() ([]byte, error) {
 	b := make([]byte, e.Size)
 	if _, err := e.f.ReadAt(b, e.off); err != nil && !(err == io.EOF && e.Size == 0) {
 		return nil, fmt.Errorf("disk: reading body: %w", err)
@@ -181,48 +189,62 @@ func (e *DiskEntry) ReadBody() ([]byte, error) {
 	return b, nil
 }
 
-// OpenDisk opens (creating if needed) the store in dir, bounded to
-// maxBytes (0: unbounded), and returns once its files are indexed (see
-// OpenDiskAsync).
-func OpenDisk(dir string, maxBytes int64) (*Disk, error) {
-	d, err := openDisk(dir, maxBytes, nil)
-	if err != nil {
-		return nil, err
-	}
-	<-d.indexed
-	if d.scanErr != nil {
-		return nil, d.scanErr
-	}
-	return d, nil
+// Options configure a Store. The zero value of every field means its
+// default.
+type Options struct {
+	// MaxBytes bounds the total size of the store's files: a Put that
+	// goes over it evicts the least recently used entries. Zero means no
+	// bound.
+	MaxBytes int64
+	// FS makes the store's changes to the file system. Nil means the
+	// operating system's (OSFS); tests inject a full or read-only disk
+	// through it.
+	FS FS
+	// Now stamps the files written. Nil means time.Now.
+	Now func() time.Time
+	// Log gets a record for every corrupt file dropped. Nil discards them.
+	Log *slog.Logger
 }
 
-// OpenDiskAsync opens the store in dir and returns at once, indexing its
-// files in the background from their headers only (leftover temporary
-// files and files with a bad header are removed). Until the index is
-// complete, a key not yet indexed is found by reading its file directly,
-// so a restarted edge serves from disk at once. Indexed reports when the
-// scan is done.
-func OpenDiskAsync(dir string, maxBytes int64) (*Disk, error) {
-	return openDisk(dir, maxBytes, nil)
+// Open opens the store in dir, creating dir if needed, and returns at
+// once, indexing its files in the background from their headers only
+// (leftover temporary files and files with a bad header are removed).
+// Until the index is complete, a key not yet indexed is found by reading
+// its file directly, so a restarted edge serves from disk at once.
+// Indexed reports when the scan is done.
+//
+// Open fails only when dir cannot be created or listed; a directory that
+// cannot be written is found by the first Put.
+func Open(dir string, opts Options) (*Store, error) {
+	return open(dir, opts, nil)
 }
 
-// openDisk starts the scan once gate (tests' hook; nil: at once) is closed.
-func openDisk(dir string, maxBytes int64, gate <-chan struct{}) (*Disk, error) {
-	if maxBytes < 0 {
-		return nil, fmt.Errorf("disk: negative bound %d", maxBytes)
+// open starts the scan once gate (tests' hook; nil: at once) is closed.
+func open(dir string, opts Options, gate <-chan struct{}) (*Store, error) {
+	if opts.MaxBytes < 0 {
+		return nil, fmt.Errorf("disk: negative bound %d", opts.MaxBytes)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if opts.FS == nil {
+		opts.FS = OSFS{}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("disk: creating %s: %w", dir, err)
 	}
 	if _, err := os.ReadDir(dir); err != nil {
 		return nil, fmt.Errorf("disk: listing %s: %w", dir, err)
 	}
 	var run [6]byte
-	_, _ = rand.Read(run[:])
-	d := &Disk{
-		dir: dir, max: maxBytes, now: time.Now,
-		tmpPrefix: diskTempPrefix + hex.EncodeToString(run[:]) + "-",
-		index:     map[string]*diskItem{},
+	_, _ = rand.Read(run[:]) // never fails (crypto/rand's contract since Go 1.24)
+	d := &Store{
+		dir: dir, max: opts.MaxBytes, now: opts.Now, fs: opts.FS, log: opts.Log,
+		tmpPrefix: tempPrefix + hex.EncodeToString(run[:]) + "-",
+		index:     map[string]*item{},
 		scanning:  true,
 		gone:      map[string]struct{}{},
 		indexed:   make(chan struct{}),
@@ -231,21 +253,21 @@ func openDisk(dir string, maxBytes int64, gate <-chan struct{}) (*Disk, error) {
 		if gate != nil {
 			<-gate
 		}
-		d.merge(diskScan(dir, d.tmpPrefix))
+		d.merge(scan(dir, d.tmpPrefix, d.fs, d.log))
 	}()
 	return d, nil
 }
 
 // Indexed is closed once the start-up scan is merged into the index.
-func (d *Disk) Indexed() <-chan struct{} { return d.indexed }
+func (d *Store) Indexed() <-chan struct{} { return d.indexed }
 
 // merge adds the scan's items behind the entries already used since the
 // start (looked up or written), newest written first, except keys gone
 // meanwhile, then applies the bound.
-func (d *Disk) merge(items []*diskItem, dropped uint64, err error) {
+func (d *Store) merge(items []*item, dropped uint64, err error) {
 	// Recency across a restart is unknown: the most recently written
 	// counts as the most recently used.
-	slices.SortFunc(items, func(a, b *diskItem) int {
+	slices.SortFunc(items, func(a, b *item) int {
 		switch {
 		case a.hdr.written > b.hdr.written:
 			return -1
@@ -273,7 +295,7 @@ func (d *Disk) merge(items []*diskItem, dropped uint64, err error) {
 
 // lookup returns key's item: from the index, or, while the start-up scan
 // has not reached it, from its file, which it then indexes.
-func (d *Disk) lookup(key string) *diskItem {
+func (d *Store) lookup(key string) *item {
 	d.mu.Lock()
 	it := d.index[key]
 	_, gone := d.gone[key]
@@ -282,8 +304,8 @@ func (d *Disk) lookup(key string) *diskItem {
 	if !early {
 		return it
 	}
-	s := diskScanner{buf: make([]byte, diskIndexPeek)}
-	found := s.indexFile(d.path(key), diskHashName(key))
+	s := scanner{buf: make([]byte, indexPeek)}
+	found, _ := s.indexFile(d.path(key), hashName(key)) // a bad file is the scan's to drop
 	if found == nil || found.key != key {
 		return nil
 	}
@@ -299,17 +321,17 @@ func (d *Disk) lookup(key string) *diskItem {
 	return found
 }
 
-// diskScan indexes dir's files with a few goroutines, one top-level
+// scan indexes dir's files with a few goroutines, one top-level
 // fan-out directory at a time. It returns the valid files and how many
 // bad ones it removed.
-func diskScan(dir, keepPrefix string) ([]*diskItem, uint64, error) {
+func scan(dir, keepPrefix string, fsys FS, log *slog.Logger) ([]*item, uint64, error) {
 	tops, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, 0, fmt.Errorf("disk: listing %s: %w", dir, err)
 	}
 	work := make(chan string)
 	type result struct {
-		items   []*diskItem
+		items   []*item
 		dropped uint64
 		err     error
 	}
@@ -322,7 +344,7 @@ func diskScan(dir, keepPrefix string) ([]*diskItem, uint64, error) {
 	for range workers {
 		go func() {
 			var r result
-			s := diskScanner{buf: make([]byte, diskIndexPeek), keepPrefix: keepPrefix}
+			s := scanner{buf: make([]byte, indexPeek), keepPrefix: keepPrefix, fs: fsys, log: log}
 			for top := range work {
 				if r.err != nil {
 					continue // drain
@@ -334,12 +356,12 @@ func diskScan(dir, keepPrefix string) ([]*diskItem, uint64, error) {
 		}()
 	}
 	for _, t := range tops {
-		if t.IsDir() && diskIsFanName(t.Name()) {
+		if t.IsDir() && isFanName(t.Name()) {
 			work <- filepath.Join(dir, t.Name())
 		}
 	}
 	close(work)
-	var items []*diskItem
+	var items []*item
 	var dropped uint64
 	var firstErr error
 	for range workers {
@@ -356,27 +378,29 @@ func diskScan(dir, keepPrefix string) ([]*diskItem, uint64, error) {
 	return items, dropped, nil
 }
 
-type diskScanner struct {
+type scanner struct {
 	buf        []byte
-	keepPrefix string // temporary files of the running Disk, being written
-	items      []*diskItem
+	keepPrefix string // temporary files of the running Store, being written
+	fs         FS
+	log        *slog.Logger
+	items      []*item
 	dropped    uint64
 }
 
 // scanTop indexes one top-level fan-out directory (dir/ab).
-func (s *diskScanner) scanTop(top string) error {
-	subs, err := diskReadDirNames(top)
+func (s *scanner) scanTop(top string) error {
+	subs, err := readDirNames(top)
 	if err != nil {
 		return err
 	}
 	for _, sub := range subs {
-		if !diskIsFanName(sub) {
+		if !isFanName(sub) {
 			continue
 		}
 		leaf := filepath.Join(top, sub)
-		names, err := diskReadDirNames(leaf)
+		names, err := readDirNames(leaf)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errDiskNotDir) {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
 				continue
 			}
 			return err
@@ -384,16 +408,24 @@ func (s *diskScanner) scanTop(top string) error {
 		for _, name := range names {
 			path := filepath.Join(leaf, name)
 			switch {
-			case strings.HasPrefix(name, diskTempPrefix):
+			case strings.HasPrefix(name, tempPrefix):
 				if s.keepPrefix == "" || !strings.HasPrefix(name, s.keepPrefix) {
-					_ = os.Remove(path)
+					// Left by a crash mid-write: never complete.
+					if err := s.fs.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+						s.log.Warn("disk: cannot remove a leftover temporary file", "path", path, "err", err)
+					}
 				}
-			case diskIsHashName(name):
-				if it := s.indexFile(path, name); it != nil {
+			case isHashName(name):
+				it, bad := s.indexFile(path, name)
+				switch {
+				case it != nil:
 					s.items = append(s.items, it)
-				} else {
+				case bad != nil:
 					s.dropped++
-					_ = os.Remove(path)
+					s.log.Warn("disk: dropped a corrupt cache file", "path", path, "err", bad)
+					if err := s.fs.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+						s.log.Warn("disk: cannot remove a corrupt cache file", "path", path, "err", err)
+					}
 				}
 			}
 			// Anything else is not ours: leave it alone.
@@ -402,11 +434,11 @@ func (s *diskScanner) scanTop(top string) error {
 	return nil
 }
 
-var errDiskNotDir = errors.New("not a directory")
+var errNotDir = errors.New("not a directory")
 
-// diskReadDirNames lists dir unsorted (sorting 100k names is wasted work).
-func diskReadDirNames(dir string) ([]string, error) {
-	f, err := diskOpen(dir)
+// readDirNames lists dir unsorted (sorting 100k names is wasted work).
+func readDirNames(dir string) ([]string, error) {
+	f, err := openFile(dir)
 	if err != nil {
 		return nil, fmt.Errorf("disk: listing %s: %w", dir, err)
 	}
@@ -414,7 +446,7 @@ func diskReadDirNames(dir string) ([]string, error) {
 	names, err := f.Readdirnames(-1)
 	if err != nil {
 		if fi, serr := f.Stat(); serr == nil && !fi.IsDir() {
-			return nil, errDiskNotDir
+			return nil, errNotDir
 		}
 		return nil, fmt.Errorf("disk: listing %s: %w", dir, err)
 	}
@@ -422,53 +454,63 @@ func diskReadDirNames(dir string) ([]string, error) {
 }
 
 // indexFile reads one file's header, key and meta, and returns its index
-// item, or nil when the file is bad (or vanished).
-func (s *diskScanner) indexFile(path, name string) *diskItem {
-	n, f, err := diskPeek(path, s.buf)
+// item, or why the file is bad, or neither when it vanished or cannot be
+// read (it is then left alone).
+func (s *scanner) indexFile(path, name string) (*item, error) {
+	n, f, err := peekFile(path, s.buf)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	whole := f == nil // then n is the file's size
 	if !whole {
 		defer f.Close()
 	}
-	h, err := decodeDiskHeader(s.buf[:n])
+	h, err := decodeHeader(s.buf[:n])
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	prefix := s.buf[:n]
 	if need := h.prefixLen(); int64(n) < need {
 		if whole {
-			return nil // the file ends in its header
+			return nil, errShort // the file ends in its header
 		}
 		prefix = make([]byte, need)
 		if _, err := f.ReadAt(prefix, 0); err != nil {
-			return nil
+			return nil, fmt.Errorf("reading header: %w", err)
 		}
 	}
-	key, meta, err := diskDecodePrefix(h, prefix)
-	if err != nil || !diskIsNameOf(name, key) {
+	key, meta, err := decodePrefix(h, prefix)
+	if err != nil {
+		return nil, err
+	}
+	if !isNameOf(name, key) {
 		// A key whose hash is not the file's name: a collision or a
 		// misplaced file. Either way it cannot be found under its key.
-		return nil
+		return nil, errOtherKey
 	}
-	it := &diskItem{key: key, meta: slices.Clone(meta), hdr: h}
+	it := &item{key: key, meta: slices.Clone(meta), hdr: h}
 	if whole {
-		if int64(n) != h.fileSize() ||
-			crc32.Checksum(s.buf[h.prefixLen():n], diskCRCTable) != h.bodyCRC {
-			return nil
+		if int64(n) != h.fileSize() {
+			return nil, fmt.Errorf("file of %d bytes, header says %d", n, h.fileSize())
+		}
+		if crc32.Checksum(s.buf[h.prefixLen():n], crcTable) != h.bodyCRC {
+			return nil, errBodyCRC
 		}
 		it.verified = true
-		return it
+		return it, nil
 	}
-	if fi, err := f.Stat(); err != nil || fi.Size() != h.fileSize() {
-		return nil // truncated, or trailing garbage
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil
 	}
-	return it
+	if fi.Size() != h.fileSize() {
+		return nil, fmt.Errorf("file of %d bytes, header says %d", fi.Size(), h.fileSize()) // truncated, or trailing garbage
+	}
+	return it, nil
 }
 
-// diskHeader is the fixed-size part of a file's header.
-type diskHeader struct {
+// fileHeader is the fixed-size part of a file's header.
+type fileHeader struct {
 	keyLen    int
 	metaLen   int
 	bodyLen   int64
@@ -478,42 +520,42 @@ type diskHeader struct {
 }
 
 // prefixLen is the offset of the body: header, key and meta.
-func (h diskHeader) prefixLen() int64 {
-	return diskHeaderSize + int64(h.keyLen) + int64(h.metaLen)
+func (h fileHeader) prefixLen() int64 {
+	return headerSize + int64(h.keyLen) + int64(h.metaLen)
 }
 
-func (h diskHeader) fileSize() int64 { return h.prefixLen() + h.bodyLen }
+func (h fileHeader) fileSize() int64 { return h.prefixLen() + h.bodyLen }
 
 var (
-	errDiskShort   = errors.New("short header")
-	errDiskMagic   = errors.New("bad magic")
-	errDiskVersion = errors.New("unknown version")
-	errDiskBounds  = errors.New("length out of bounds")
-	errDiskHeader  = errors.New("header checksum mismatch")
-	errDiskLength  = errors.New("wrong body length")
+	errShort   = errors.New("short header")
+	errMagic   = errors.New("bad magic")
+	errVersion = errors.New("unknown version")
+	errBounds  = errors.New("length out of bounds")
+	errHeader  = errors.New("header checksum mismatch")
+	errLength  = fmt.Errorf("%w: wrong length", ErrBody)
 )
 
-// decodeDiskHeader decodes the fixed header at the start of b. It checks
+// decodeHeader decodes the fixed header at the start of b. It checks
 // the magic, version and length bounds, not the checksum (which covers the
-// key and meta too: see diskDecodePrefix). It never allocates.
-func decodeDiskHeader(b []byte) (diskHeader, error) {
-	if len(b) < diskHeaderSize {
-		return diskHeader{}, errDiskShort
+// key and meta too: see decodePrefix). It never allocates.
+func decodeHeader(b []byte) (fileHeader, error) {
+	if len(b) < headerSize {
+		return fileHeader{}, errShort
 	}
-	if string(b[0:4]) != diskMagic {
-		return diskHeader{}, errDiskMagic
+	if string(b[0:4]) != magic {
+		return fileHeader{}, errMagic
 	}
-	if b[4] != diskVersion || b[5] != 0 || b[6] != 0 || b[7] != 0 {
-		return diskHeader{}, errDiskVersion
+	if b[4] != formatVersion || b[5] != 0 || b[6] != 0 || b[7] != 0 {
+		return fileHeader{}, errVersion
 	}
 	keyLen := binary.LittleEndian.Uint32(b[8:])
 	metaLen := binary.LittleEndian.Uint32(b[12:])
 	bodyLen := binary.LittleEndian.Uint64(b[16:])
-	if keyLen > diskMaxKey || metaLen > diskMaxMeta ||
-		bodyLen > math.MaxInt64-diskHeaderSize-diskMaxKey-diskMaxMeta {
-		return diskHeader{}, errDiskBounds
+	if keyLen > maxKey || metaLen > maxMeta ||
+		bodyLen > math.MaxInt64-headerSize-maxKey-maxMeta {
+		return fileHeader{}, errBounds
 	}
-	return diskHeader{
+	return fileHeader{
 		keyLen:    int(keyLen),
 		metaLen:   int(metaLen),
 		bodyLen:   int64(bodyLen),
@@ -523,33 +565,33 @@ func decodeDiskHeader(b []byte) (diskHeader, error) {
 	}, nil
 }
 
-// diskDecodePrefix checks the header checksum over b, which holds at
+// decodePrefix checks the header checksum over b, which holds at
 // least h.prefixLen() bytes of the file, and returns the key and meta
 // (meta aliases b).
-func diskDecodePrefix(h diskHeader, b []byte) (key string, meta []byte, err error) {
+func decodePrefix(h fileHeader, b []byte) (key string, meta []byte, err error) {
 	if int64(len(b)) < h.prefixLen() {
-		return "", nil, errDiskShort
+		return "", nil, errShort
 	}
 	end := h.prefixLen()
-	if diskPrefixCRC(b[:diskHeaderSize], b[diskHeaderSize:end]) != h.headerCRC {
-		return "", nil, errDiskHeader
+	if prefixCRC(b[:headerSize], b[headerSize:end]) != h.headerCRC {
+		return "", nil, errHeader
 	}
-	k := b[diskHeaderSize : diskHeaderSize+h.keyLen]
-	return string(k), b[diskHeaderSize+h.keyLen : end : end], nil
+	k := b[headerSize : headerSize+h.keyLen]
+	return string(k), b[headerSize+h.keyLen : end : end], nil
 }
 
-// diskPrefixCRC is the header checksum: the fixed header without its last
+// prefixCRC is the header checksum: the fixed header without its last
 // field, then key and meta.
-func diskPrefixCRC(header, keyMeta []byte) uint32 {
-	c := crc32.Update(0, diskCRCTable, header[:diskHeaderSize-4])
-	return crc32.Update(c, diskCRCTable, keyMeta)
+func prefixCRC(header, keyMeta []byte) uint32 {
+	c := crc32.Update(0, crcTable, header[:headerSize-4])
+	return crc32.Update(c, crcTable, keyMeta)
 }
 
-// diskEncodePrefix appends a complete header, key and meta to dst.
-func diskEncodePrefix(dst []byte, key string, meta []byte, bodyLen, written int64, bodyCRC uint32) []byte {
+// encodePrefix appends a complete header, key and meta to dst.
+func encodePrefix(dst []byte, key string, meta []byte, bodyLen, written int64, bodyCRC uint32) []byte {
 	start := len(dst)
-	dst = append(dst, diskMagic...)
-	dst = append(dst, diskVersion, 0, 0, 0)
+	dst = append(dst, magic...)
+	dst = append(dst, formatVersion, 0, 0, 0)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(key)))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(meta)))
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(bodyLen))
@@ -559,18 +601,18 @@ func diskEncodePrefix(dst []byte, key string, meta []byte, bodyLen, written int6
 	dst = append(dst, key...)
 	dst = append(dst, meta...)
 	p := dst[start:]
-	binary.LittleEndian.PutUint32(p[36:], diskPrefixCRC(p[:diskHeaderSize], p[diskHeaderSize:]))
+	binary.LittleEndian.PutUint32(p[36:], prefixCRC(p[:headerSize], p[headerSize:]))
 	return dst
 }
 
-func diskHashName(key string) string {
+func hashName(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])
 }
 
-// diskIsNameOf reports whether name is key's file name, without
+// isNameOf reports whether name is key's file name, without
 // allocating.
-func diskIsNameOf(name, key string) bool {
+func isNameOf(name, key string) bool {
 	var got [sha256.Size]byte
 	if _, err := hex.Decode(got[:], []byte(name)); err != nil {
 		return false
@@ -578,31 +620,31 @@ func diskIsNameOf(name, key string) bool {
 	return got == sha256.Sum256([]byte(key))
 }
 
-func diskIsHashName(name string) bool {
-	if len(name) != diskHashNameLen {
+func isHashName(name string) bool {
+	if len(name) != hashNameLen {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		if !diskIsHex(name[i]) {
+		if !isHex(name[i]) {
 			return false
 		}
 	}
 	return true
 }
 
-// diskIsFanName reports whether name is a fan-out directory's: two
+// isFanName reports whether name is a fan-out directory's: two
 // lowercase hex digits.
-func diskIsFanName(name string) bool {
-	return len(name) == 2 && diskIsHex(name[0]) && diskIsHex(name[1])
+func isFanName(name string) bool {
+	return len(name) == 2 && isHex(name[0]) && isHex(name[1])
 }
 
-func diskIsHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
 
-// diskOpen opens path read-only. It is os.Open without the netpoller
+// openFile opens path read-only. It is os.Open without the netpoller
 // registration attempt, which for a regular file or a directory costs four
 // system calls that always fail or are undone (fcntl ×4, epoll_ctl): a
 // third of a disk hit's cost.
-func diskOpen(path string) (*os.File, error) {
+func openFile(path string) (*os.File, error) {
 	if runtime.GOOS == "windows" {
 		return os.Open(path) // syscall.Open cannot open directories there
 	}
@@ -616,7 +658,7 @@ func diskOpen(path string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// diskPeek reads the start of the file at path into buf. A file shorter
+// peekFile reads the start of the file at path into buf. A file shorter
 // than buf is read whole, with one read system call, and closed: n is its
 // size (a regular file's read returns less than asked only at its end; were
 // it ever short, the file would look truncated and be refetched). A longer
@@ -624,7 +666,7 @@ func diskOpen(path string) (*os.File, error) {
 //
 // This is the indexing hot path: three system calls per small file, where
 // os.Open and ReadAt take six.
-func diskPeek(path string, buf []byte) (n int, f *os.File, err error) {
+func peekFile(path string, buf []byte) (n int, f *os.File, err error) {
 	if runtime.GOOS == "windows" {
 		if f, err = os.Open(path); err != nil {
 			return 0, nil, err
@@ -657,12 +699,12 @@ func diskPeek(path string, buf []byte) (n int, f *os.File, err error) {
 }
 
 // path is where key's file lives.
-func (d *Disk) path(key string) string {
-	h := diskHashName(key)
+func (d *Store) path(key string) string {
+	h := hashName(key)
 	return filepath.Join(d.dir, h[0:2], h[2:4], h)
 }
 
-var diskBufPool = sync.Pool{New: func() any { b := make([]byte, diskBufSize); return &b }}
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 // Put stores body under key with meta, replacing any entry for key, and
 // returns the file size written. The body is streamed, never held whole.
@@ -674,32 +716,32 @@ var diskBufPool = sync.Pool{New: func() any { b := make([]byte, diskBufSize); re
 // (the body's own, a wrong length, ErrTooLarge) nothing is stored and a
 // previous entry for key stays. Of concurrent Puts of one key, the last
 // to finish wins.
-func (d *Disk) Put(key string, meta []byte, body io.Reader, expectedSize int64) (int64, error) {
-	if len(key) > diskMaxKey {
-		return 0, fmt.Errorf("disk: put: key of %d bytes, more than %d", len(key), diskMaxKey)
+func (d *Store) Put(key string, meta []byte, body io.Reader, expectedSize int64) (int64, error) {
+	if len(key) > maxKey {
+		return 0, fmt.Errorf("disk: put: key of %d bytes, more than %d", len(key), maxKey)
 	}
-	if len(meta) > diskMaxMeta {
-		return 0, fmt.Errorf("disk: put %q: meta of %d bytes, more than %d", key, len(meta), diskMaxMeta)
+	if len(meta) > maxMeta {
+		return 0, fmt.Errorf("disk: put %q: meta of %d bytes, more than %d", key, len(meta), maxMeta)
 	}
 	if body == nil {
 		body = strings.NewReader("")
 	}
-	prefixLen := int64(diskHeaderSize + len(key) + len(meta))
+	prefixLen := int64(headerSize + len(key) + len(meta))
 	if d.max > 0 && expectedSize >= 0 && prefixLen+expectedSize > d.max {
 		return 0, fmt.Errorf("disk: put %q: %d bytes: %w", key, prefixLen+expectedSize, ErrTooLarge)
 	}
 	path := d.path(key)
-	tmp, h, err := d.writeTemp(path, key, meta, body, expectedSize, 0, false)
+	tmp, h, err := d.writeTemp(path, key, meta, body, expectedSize)
 	if err != nil {
 		return 0, fmt.Errorf("disk: put %q: %w", key, err)
 	}
-	it := &diskItem{key: key, meta: slices.Clone(meta), hdr: h}
+	it := &item{key: key, meta: slices.Clone(meta), hdr: h}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	// Renaming under the lock keeps the index and the files in the same
 	// order when Puts and Deletes of one key race.
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	if err := d.fs.Rename(tmp, path); err != nil {
+		d.remove(tmp)
 		return 0, fmt.Errorf("disk: put %q: %w", key, err)
 	}
 	d.insertLocked(it)
@@ -707,14 +749,13 @@ func (d *Disk) Put(key string, meta []byte, body io.Reader, expectedSize int64) 
 }
 
 // writeTemp writes a complete file for key, meta and body to a temporary
-// file beside path, and returns its name and header. When checkCRC is
-// set, the body must have the checksum wantCRC (ErrCorrupt otherwise).
-func (d *Disk) writeTemp(path, key string, meta []byte, body io.Reader, expectedSize int64, wantCRC uint32, checkCRC bool) (tmp string, h diskHeader, err error) {
+// file beside path, and returns its name and header.
+func (d *Store) writeTemp(path, key string, meta []byte, body io.Reader, expectedSize int64) (tmp string, h fileHeader, err error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, d.tmpPrefix+"*")
+	f, err := d.fs.CreateTemp(dir, d.tmpPrefix+"*")
 	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(dir, 0o755); err == nil {
-			f, err = os.CreateTemp(dir, d.tmpPrefix+"*")
+		if err = d.fs.MkdirAll(dir, 0o755); err == nil {
+			f, err = d.fs.CreateTemp(dir, d.tmpPrefix+"*")
 		}
 	}
 	if err != nil {
@@ -725,18 +766,18 @@ func (d *Disk) writeTemp(path, key string, meta []byte, body io.Reader, expected
 			err = cerr
 		}
 		if err != nil {
-			_ = os.Remove(f.Name())
+			d.remove(f.Name())
 		}
 	}()
 
-	bp := diskBufPool.Get().(*[]byte)
-	defer diskBufPool.Put(bp)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
 	buf := *bp
 
 	// Small entries take one write: prefix and body share the buffer, and
 	// the header is patched in before the only flush.
 	written := d.now().UnixNano()
-	prefix := diskEncodePrefix(nil, key, meta, 0, written, 0)
+	prefix := encodePrefix(nil, key, meta, 0, written, 0)
 	fill := 0
 	flushed := false
 	if len(prefix) <= len(buf)/2 {
@@ -756,11 +797,11 @@ func (d *Disk) writeTemp(path, key string, meta []byte, body io.Reader, expected
 	for {
 		m, rerr := body.Read(buf[fill:])
 		if m > 0 {
-			crc = crc32.Update(crc, diskCRCTable, buf[fill:fill+m])
+			crc = crc32.Update(crc, crcTable, buf[fill:fill+m])
 			fill += m
 			n += int64(m)
 			if expectedSize >= 0 && n > expectedSize {
-				return "", h, fmt.Errorf("body longer than the expected %d bytes: %w", expectedSize, errDiskLength)
+				return "", h, fmt.Errorf("body longer than the expected %d bytes: %w", expectedSize, errLength)
 			}
 			if limit >= 0 && n > limit {
 				return "", h, fmt.Errorf("%d bytes and more: %w", int64(len(prefix))+n, ErrTooLarge)
@@ -776,16 +817,13 @@ func (d *Disk) writeTemp(path, key string, meta []byte, body io.Reader, expected
 			break
 		}
 		if rerr != nil {
-			return "", h, fmt.Errorf("reading body: %w", rerr)
+			return "", h, fmt.Errorf("%w: reading: %w", ErrBody, rerr)
 		}
 	}
 	if expectedSize >= 0 && n != expectedSize {
-		return "", h, fmt.Errorf("body of %d bytes, expected %d: %w", n, expectedSize, errDiskLength)
+		return "", h, fmt.Errorf("body of %d bytes, expected %d: %w", n, expectedSize, errLength)
 	}
-	if checkCRC && crc != wantCRC {
-		return "", h, ErrCorrupt
-	}
-	header := diskEncodePrefix(prefix[:0], key, meta, n, written, crc)[:diskHeaderSize]
+	header := encodePrefix(prefix[:0], key, meta, n, written, crc)[:headerSize]
 	if !flushed {
 		copy(buf, header)
 	}
@@ -799,13 +837,13 @@ func (d *Disk) writeTemp(path, key string, meta []byte, body io.Reader, expected
 			return "", h, err
 		}
 	}
-	h, _ = decodeDiskHeader(header)
+	h, _ = decodeHeader(header)
 	return f.Name(), h, nil
 }
 
 // insertLocked indexes it as the most recently used, replacing any item
 // for its key, then evicts down to the bound.
-func (d *Disk) insertLocked(it *diskItem) {
+func (d *Store) insertLocked(it *item) {
 	if old := d.index[it.key]; old != nil {
 		d.lru.remove(old)
 		d.bytes -= old.fileSize()
@@ -818,20 +856,20 @@ func (d *Disk) insertLocked(it *diskItem) {
 
 // evictLocked deletes least recently used entries, never keep, until the
 // total is within the bound.
-func (d *Disk) evictLocked(keep *diskItem) {
+func (d *Store) evictLocked(keep *item) {
 	for d.max > 0 && d.bytes > d.max {
 		victim := d.lru.back()
 		if victim == nil || victim == keep {
 			return
 		}
 		d.dropLocked(victim)
-		_ = os.Remove(d.path(victim.key))
+		d.remove(d.path(victim.key))
 		d.evictions++
 	}
 }
 
 // dropLocked removes it from the index (not its file).
-func (d *Disk) dropLocked(it *diskItem) {
+func (d *Store) dropLocked(it *item) {
 	if d.scanning {
 		d.gone[it.key] = struct{}{}
 	}
@@ -847,7 +885,7 @@ func (d *Disk) dropLocked(it *diskItem) {
 //
 // The first Get of an entry in this process reads the whole file through
 // the body checksum; later Gets only open the file.
-func (d *Disk) Get(key string) (*DiskEntry, error) {
+func (d *Store) Get(key string) (*Entry, error) {
 	it := d.lookup(key)
 	d.mu.Lock()
 	if it != nil && d.index[key] == it {
@@ -855,10 +893,10 @@ func (d *Disk) Get(key string) (*DiskEntry, error) {
 	}
 	d.mu.Unlock()
 	if it == nil {
-		return nil, diskNotExist("get", key)
+		return nil, notExist("get", key)
 	}
 	path := d.path(key)
-	f, err := diskOpen(path)
+	f, err := openFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			// Deleted behind our back (or by a Delete or eviction racing
@@ -868,17 +906,17 @@ func (d *Disk) Get(key string) (*DiskEntry, error) {
 				d.dropLocked(it)
 			}
 			d.mu.Unlock()
-			return nil, diskNotExist("get", key)
+			return nil, notExist("get", key)
 		}
 		return nil, fmt.Errorf("disk: get %q: %w", key, err)
 	}
 	d.mu.Lock()
-	current := d.index[key] == it // then f is it's file (see diskItem)
+	current := d.index[key] == it // then f is it's file (see item)
 	verified := current && it.verified
 	d.mu.Unlock()
 	if verified {
 		h := it.hdr
-		return &DiskEntry{
+		return &Entry{
 			Meta: slices.Clone(it.meta),
 			Size: h.bodyLen,
 			Body: io.NewSectionReader(f, h.prefixLen(), h.bodyLen),
@@ -886,11 +924,11 @@ func (d *Disk) Get(key string) (*DiskEntry, error) {
 			off:  h.prefixLen(),
 		}, nil
 	}
-	e, h, err := diskVerify(f, key, it.hdr.prefixLen())
+	e, h, err := verify(f, key, it.hdr.prefixLen())
 	if err != nil {
 		_ = f.Close()
-		if errors.Is(err, errDiskOtherKey) {
-			return nil, diskNotExist("get", key)
+		if errors.Is(err, errOtherKey) {
+			return nil, notExist("get", key)
 		}
 		if !errors.Is(err, ErrCorrupt) {
 			return nil, fmt.Errorf("disk: get %q: %w", key, err)
@@ -899,9 +937,10 @@ func (d *Disk) Get(key string) (*DiskEntry, error) {
 		d.corrupt++
 		if d.index[key] == it {
 			d.dropLocked(it)
-			_ = os.Remove(path)
+			d.remove(path)
 		}
 		d.mu.Unlock()
+		d.log.Warn("disk: dropped a corrupt cache file", "key", key, "path", path, "err", err)
 		return nil, fmt.Errorf("disk: get %q: %w", key, err)
 	}
 	if current && h == it.hdr && string(e.Meta) == string(it.meta) {
@@ -914,53 +953,65 @@ func (d *Disk) Get(key string) (*DiskEntry, error) {
 	return e, nil
 }
 
-var errDiskOtherKey = errors.New("file holds another key")
+var (
+	errOtherKey = errors.New("file holds another key")
+	errBodyCRC  = errors.New("body checksum mismatch")
+)
 
-// diskVerify reads f's header, key and meta (guessing their length is
+// remove deletes a file the index no longer refers to. A failure (a
+// read-only disk) leaves a file the next start-up scan indexes or drops:
+// it is logged, not returned.
+func (d *Store) remove(path string) {
+	if err := d.fs.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		d.log.Warn("disk: cannot remove a cache file", "path", path, "err", err)
+	}
+}
+
+// verify reads f's header, key and meta (guessing their length is
 // peek), checks every checksum and the file's size, and returns the
 // entry. Errors from the file's content wrap ErrCorrupt.
-func diskVerify(f *os.File, key string, peek int64) (*DiskEntry, diskHeader, error) {
-	peek = max(diskHeaderSize, min(peek, diskHeaderSize+diskMaxKey+diskMaxMeta))
+func verify(f *os.File, key string, peek int64) (*Entry, fileHeader, error) {
+	peek = max(headerSize, min(peek, headerSize+maxKey+maxMeta))
 	prefix := make([]byte, peek)
 	n, err := f.ReadAt(prefix, 0)
 	if err != nil && err != io.EOF {
-		return nil, diskHeader{}, err
+		return nil, fileHeader{}, err
 	}
 	prefix = prefix[:n]
-	h, err := decodeDiskHeader(prefix)
+	h, err := decodeHeader(prefix)
 	if err != nil {
-		return nil, diskHeader{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return nil, fileHeader{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	if need := h.prefixLen(); int64(n) < need {
 		if int64(n) < peek {
-			return nil, diskHeader{}, fmt.Errorf("%w: file ends in its header", ErrCorrupt)
+			return nil, fileHeader{}, fmt.Errorf("%w: file ends in its header", ErrCorrupt)
 		}
 		prefix = make([]byte, need)
 		if n, err = f.ReadAt(prefix, 0); err != nil && err != io.EOF {
-			return nil, diskHeader{}, err
+			return nil, fileHeader{}, err
 		}
 		if int64(n) < need {
-			return nil, diskHeader{}, fmt.Errorf("%w: file ends in its header", ErrCorrupt)
+			return nil, fileHeader{}, fmt.Errorf("%w: file ends in its header", ErrCorrupt)
 		}
 	}
-	k, meta, err := diskDecodePrefix(h, prefix)
+	k, meta, err := decodePrefix(h, prefix)
 	if err != nil {
-		return nil, diskHeader{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return nil, fileHeader{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	if k != key {
-		return nil, diskHeader{}, errDiskOtherKey
+		return nil, fileHeader{}, errOtherKey
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, diskHeader{}, err
+		return nil, fileHeader{}, err
 	}
 	if fi.Size() != h.fileSize() {
-		return nil, diskHeader{}, fmt.Errorf("%w: file of %d bytes, header says %d", ErrCorrupt, fi.Size(), h.fileSize())
+		return nil, fileHeader{}, fmt.Errorf("%w: file of %d bytes, header says %d", ErrCorrupt, fi.Size(), h.fileSize())
 	}
-	if err := diskCheckBody(f, h); err != nil {
-		return nil, diskHeader{}, err
+	if err := checkBody(f, h); err != nil {
+		return nil, fileHeader{}, err
 	}
-	return &DiskEntry{
+	return &Entry{
 		Meta: meta,
 		Size: h.bodyLen,
 		Body: io.NewSectionReader(f, h.prefixLen(), h.bodyLen),
@@ -969,17 +1020,17 @@ func diskVerify(f *os.File, key string, peek int64) (*DiskEntry, diskHeader, err
 	}, h, nil
 }
 
-// diskCheckBody streams f's body through its checksum.
-func diskCheckBody(f *os.File, h diskHeader) error {
-	bp := diskBufPool.Get().(*[]byte)
-	defer diskBufPool.Put(bp)
+// checkBody streams f's body through its checksum.
+func checkBody(f *os.File, h fileHeader) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
 	buf := *bp
 	var crc uint32
 	off, end := h.prefixLen(), h.fileSize()
 	for off < end {
 		chunk := buf[:min(int64(len(buf)), end-off)]
 		n, err := f.ReadAt(chunk, off)
-		crc = crc32.Update(crc, diskCRCTable, chunk[:n])
+		crc = crc32.Update(crc, crcTable, chunk[:n])
 		off += int64(n)
 		if err == io.EOF && off < end {
 			return fmt.Errorf("%w: body ends early", ErrCorrupt)
@@ -989,21 +1040,18 @@ func diskCheckBody(f *os.File, h diskHeader) error {
 		}
 	}
 	if crc != h.bodyCRC {
-		return fmt.Errorf("%w: body checksum mismatch", ErrCorrupt)
+		return fmt.Errorf("%w: %w", ErrCorrupt, errBodyCRC)
 	}
 	return nil
 }
 
-func diskNotExist(op, key string) error {
+func notExist(op, key string) error {
 	return fmt.Errorf("disk: %s %q: %w", op, key, fs.ErrNotExist)
 }
 
-// Has reports whether key is indexed, without I/O.
-func (d *Disk) Has(key string) bool { return d.lookup(key) != nil }
-
 // Meta returns a copy of key's meta from the in-memory index, without
 // I/O, and whether key is indexed. It does not mark the entry used.
-func (d *Disk) Meta(key string) ([]byte, bool) {
+func (d *Store) Meta(key string) ([]byte, bool) {
 	it := d.lookup(key)
 	if it == nil {
 		return nil, false
@@ -1011,118 +1059,15 @@ func (d *Disk) Meta(key string) ([]byte, bool) {
 	return slices.Clone(it.meta), true
 }
 
-// SetMeta replaces the meta of key's entry, keeping its body: the file is
-// rewritten through a temporary file and a rename, and the body's
-// checksum is verified on the way (ErrCorrupt: the entry is dropped). It
-// returns an fs.ErrNotExist error when key is absent, or is deleted while
-// SetMeta runs. If a Put replaces the entry meanwhile, the Put wins and
-// SetMeta does nothing. SetMeta applies to whatever entry key holds when
-// it is called: a caller that computed meta for one version must not race
-// a Put of another version of the same key (the cache's per-key fills
-// serialize them).
-func (d *Disk) SetMeta(key string, meta []byte) error {
-	if len(meta) > diskMaxMeta {
-		return fmt.Errorf("disk: set meta %q: meta of %d bytes, more than %d", key, len(meta), diskMaxMeta)
-	}
-	it := d.lookup(key)
-	if it == nil {
-		return diskNotExist("set meta", key)
-	}
-	path := d.path(key)
-	f, err := diskOpen(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return diskNotExist("set meta", key)
-		}
-		return fmt.Errorf("disk: set meta %q: %w", key, err)
-	}
-	defer f.Close()
-	d.mu.Lock()
-	cur := d.index[key]
-	d.mu.Unlock()
-	if cur != it {
-		// Deleted or replaced between the look-up and the open: the file
-		// opened may not be it's. A replacing Put wins.
-		if cur == nil {
-			return diskNotExist("set meta", key)
-		}
-		return nil
-	}
-	h := it.hdr
-	prefix := make([]byte, h.prefixLen())
-	if _, err := f.ReadAt(prefix, 0); err != nil {
-		err = fmt.Errorf("%w: %w", ErrCorrupt, err)
-		return d.setMetaFailed(key, it, path, err)
-	}
-	fh, err := decodeDiskHeader(prefix)
-	if err == nil && fh != h {
-		err = errors.New("header differs from the index")
-	}
-	if err == nil {
-		var k string
-		if k, _, err = diskDecodePrefix(fh, prefix); err == nil && k != key {
-			err = errDiskOtherKey
-		}
-	}
-	if err != nil {
-		return d.setMetaFailed(key, it, path, fmt.Errorf("%w: %w", ErrCorrupt, err))
-	}
-	if d.max > 0 && diskHeaderSize+int64(len(key)+len(meta))+h.bodyLen > d.max {
-		return fmt.Errorf("disk: set meta %q: %w", key, ErrTooLarge)
-	}
-	body := io.NewSectionReader(f, h.prefixLen(), h.bodyLen)
-	tmp, nh, err := d.writeTemp(path, key, meta, body, h.bodyLen, h.bodyCRC, true)
-	if err != nil {
-		if errors.Is(err, errDiskLength) {
-			// The file is shorter than its header says.
-			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
-		}
-		if errors.Is(err, ErrCorrupt) {
-			return d.setMetaFailed(key, it, path, err)
-		}
-		return fmt.Errorf("disk: set meta %q: %w", key, err)
-	}
-	nit := &diskItem{key: key, meta: slices.Clone(meta), hdr: nh}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if cur := d.index[key]; cur != it {
-		_ = os.Remove(tmp)
-		if cur == nil {
-			return diskNotExist("set meta", key)
-		}
-		return nil // a Put replaced the entry: it wins
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("disk: set meta %q: %w", key, err)
-	}
-	d.insertLocked(nit)
-	return nil
-}
-
-// setMetaFailed drops a corrupt entry found by SetMeta.
-func (d *Disk) setMetaFailed(key string, it *diskItem, path string, err error) error {
-	if errors.Is(err, ErrCorrupt) {
-		d.mu.Lock()
-		d.corrupt++
-		if d.index[key] == it {
-			d.dropLocked(it)
-			_ = os.Remove(path)
-		}
-		d.mu.Unlock()
-	}
-	return fmt.Errorf("disk: set meta %q: %w", key, err)
-}
-
 // Delete removes key's entry. An absent key is not an error.
-func (d *Disk) Delete(key string) error {
+func (d *Store) Delete(key string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	it := d.index[key]
 	if it == nil && d.scanning {
 		// Not indexed yet, perhaps on disk: remove it for good.
 		d.gone[key] = struct{}{}
-		if err := os.Remove(d.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := d.fs.Remove(d.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("disk: delete %q: %w", key, err)
 		}
 		return nil
@@ -1131,7 +1076,7 @@ func (d *Disk) Delete(key string) error {
 		return nil
 	}
 	d.dropLocked(it)
-	if err := os.Remove(d.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := d.fs.Remove(d.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("disk: delete %q: %w", key, err)
 	}
 	return nil
@@ -1141,7 +1086,7 @@ func (d *Disk) Delete(key string) error {
 // returns false. It iterates over a snapshot, so fn may call any Disk
 // method; keys added meanwhile may be missed, and keys deleted meanwhile
 // may still be visited.
-func (d *Disk) Keys(fn func(key string) bool) {
+func (d *Store) Keys(fn func(key string) bool) {
 	<-d.indexed // every key, not only those looked up so far
 	d.mu.Lock()
 	keys := make([]string, 0, len(d.index))
@@ -1157,18 +1102,18 @@ func (d *Disk) Keys(fn func(key string) bool) {
 }
 
 // Stats returns the disk tier's counters.
-func (d *Disk) Stats() DiskStats {
+func (d *Store) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return DiskStats{Entries: len(d.index), Bytes: d.bytes, Evictions: d.evictions, Corrupt: d.corrupt}
+	return Stats{Entries: len(d.index), Bytes: d.bytes, Evictions: d.evictions, Corrupt: d.corrupt}
 }
 
-// diskList is an intrusive doubly linked list of items, for LRU order.
-type diskList struct {
-	head, tail *diskItem // head: most recently used
+// lruList is an intrusive doubly linked list of items, for LRU order.
+type lruList struct {
+	head, tail *item // head: most recently used
 }
 
-func (l *diskList) pushFront(it *diskItem) {
+func (l *lruList) pushFront(it *item) {
 	it.prev, it.next = nil, l.head
 	if l.head != nil {
 		l.head.prev = it
@@ -1178,7 +1123,7 @@ func (l *diskList) pushFront(it *diskItem) {
 	l.head = it
 }
 
-func (l *diskList) pushBack(it *diskItem) {
+func (l *lruList) pushBack(it *item) {
 	it.prev, it.next = l.tail, nil
 	if l.tail != nil {
 		l.tail.next = it
@@ -1188,7 +1133,7 @@ func (l *diskList) pushBack(it *diskItem) {
 	l.tail = it
 }
 
-func (l *diskList) remove(it *diskItem) {
+func (l *lruList) remove(it *item) {
 	if it.prev != nil {
 		it.prev.next = it.next
 	} else {
@@ -1202,7 +1147,7 @@ func (l *diskList) remove(it *diskItem) {
 	it.prev, it.next = nil, nil
 }
 
-func (l *diskList) moveToFront(it *diskItem) {
+func (l *lruList) moveToFront(it *item) {
 	if l.head == it {
 		return
 	}
@@ -1210,4 +1155,4 @@ func (l *diskList) moveToFront(it *diskItem) {
 	l.pushFront(it)
 }
 
-func (l *diskList) back() *diskItem { return l.tail }
+func (l *lruList) back() *item { return l.tail }

@@ -1,4 +1,4 @@
-package cache
+package disk
 
 import (
 	"bytes"
@@ -15,16 +15,16 @@ import (
 	"time"
 )
 
-func diskTestOpen(t testing.TB, dir string, maxBytes int64) *Disk {
+func testOpen(t testing.TB, dir string, maxBytes int64) *Store {
 	t.Helper()
-	d, err := OpenDisk(dir, maxBytes)
+	d, err := openSync(dir, maxBytes)
 	if err != nil {
-		t.Fatalf("OpenDisk(%q, %d): %v", dir, maxBytes, err)
+		t.Fatalf("openSync(%q, %d): %v", dir, maxBytes, err)
 	}
 	return d
 }
 
-func diskTestPut(t testing.TB, d *Disk, key string, meta, body []byte) int64 {
+func testPut(t testing.TB, d *Store, key string, meta, body []byte) int64 {
 	t.Helper()
 	n, err := d.Put(key, meta, bytes.NewReader(body), int64(len(body)))
 	if err != nil {
@@ -33,8 +33,8 @@ func diskTestPut(t testing.TB, d *Disk, key string, meta, body []byte) int64 {
 	return n
 }
 
-// diskTestGet returns key's meta and body as read through Body.
-func diskTestGet(d *Disk, key string) (meta, body []byte, err error) {
+// testGet returns key's meta and body as read through Body.
+func testGet(d *Store, key string) (meta, body []byte, err error) {
 	e, err := d.Get(key)
 	if err != nil {
 		return nil, nil, err
@@ -50,8 +50,8 @@ func diskTestGet(d *Disk, key string) (meta, body []byte, err error) {
 	return e.Meta, body, nil
 }
 
-// diskTestBody is n bytes that differ with seed, so swapped bodies show.
-func diskTestBody(n int, seed string) []byte {
+// testBody is n bytes that differ with seed, so swapped bodies show.
+func testBody(n int, seed string) []byte {
 	b := make([]byte, n)
 	x := uint32(2166136261)
 	for i := 0; i < len(seed); i++ {
@@ -66,8 +66,8 @@ func diskTestBody(n int, seed string) []byte {
 	return b
 }
 
-// diskTestFiles lists the regular files under dir, relative to it.
-func diskTestFiles(t testing.TB, dir string) []string {
+// testFiles lists the regular files under dir, relative to it.
+func testFiles(t testing.TB, dir string) []string {
 	t.Helper()
 	var files []string
 	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
@@ -87,12 +87,12 @@ func diskTestFiles(t testing.TB, dir string) []string {
 	return files
 }
 
-func diskTestExists(path string) bool {
+func testExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
 
-func TestDiskRoundTrip(t *testing.T) {
+func TestRoundTrip(t *testing.T) {
 	tests := []struct {
 		name string
 		key  string
@@ -103,24 +103,24 @@ func TestDiskRoundTrip(t *testing.T) {
 		{"empty meta", "b", nil, []byte("hello")},
 		{"empty key", "", []byte("m"), []byte("x")},
 		{"one byte", "c", []byte("m"), []byte{0}},
-		{"variant key with NUL", "/widget.js\x00gzip", []byte(`{"etag":"\"abc\""}`), diskTestBody(5000, "w")},
-		{"body over one buffer", "big", []byte("m"), diskTestBody(3*diskBufSize+17, "big")},
-		{"body exactly one buffer", "buf", nil, diskTestBody(diskBufSize, "buf")},
-		{"largest meta", "meta", diskTestBody(diskMaxMeta, "meta"), []byte("b")},
-		{"largest key", strings.Repeat("k", diskMaxKey), []byte("m"), []byte("b")},
+		{"variant key with NUL", "/widget.js\x00gzip", []byte(`{"etag":"\"abc\""}`), testBody(5000, "w")},
+		{"body over one buffer", "big", []byte("m"), testBody(3*bufSize+17, "big")},
+		{"body exactly one buffer", "buf", nil, testBody(bufSize, "buf")},
+		{"largest meta", "meta", testBody(maxMeta, "meta"), []byte("b")},
+		{"largest key", strings.Repeat("k", maxKey), []byte("m"), []byte("b")},
 		{"unicode key", "/héllo/wörld.json", []byte("m"), []byte("{}")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := diskTestOpen(t, t.TempDir(), 0)
-			n := diskTestPut(t, d, tt.key, tt.meta, tt.body)
-			if want := int64(diskHeaderSize + len(tt.key) + len(tt.meta) + len(tt.body)); n != want {
+			d := testOpen(t, t.TempDir(), 0)
+			n := testPut(t, d, tt.key, tt.meta, tt.body)
+			if want := int64(headerSize + len(tt.key) + len(tt.meta) + len(tt.body)); n != want {
 				t.Errorf("Put returned %d, want file size %d", n, want)
 			}
 			if fi, err := os.Stat(d.path(tt.key)); err != nil || fi.Size() != n {
 				t.Errorf("file: %v, %v; want %d bytes", fi, err, n)
 			}
-			if !d.Has(tt.key) {
+			if !has(d, tt.key) {
 				t.Error("Has = false after Put")
 			}
 			if m, ok := d.Meta(tt.key); !ok || !bytes.Equal(m, tt.meta) {
@@ -128,7 +128,7 @@ func TestDiskRoundTrip(t *testing.T) {
 			}
 			// Twice: the first Get verifies the body, the second does not.
 			for i := range 2 {
-				meta, body, err := diskTestGet(d, tt.key)
+				meta, body, err := testGet(d, tt.key)
 				if err != nil {
 					t.Fatalf("Get #%d: %v", i, err)
 				}
@@ -161,35 +161,35 @@ func TestDiskRoundTrip(t *testing.T) {
 	}
 }
 
-func TestDiskPutRefuses(t *testing.T) {
+func TestPutRefuses(t *testing.T) {
 	tests := []struct {
 		name string
 		key  string
 		meta []byte
 	}{
-		{"key too long", strings.Repeat("k", diskMaxKey+1), nil},
-		{"meta too long", "k", make([]byte, diskMaxMeta+1)},
+		{"key too long", strings.Repeat("k", maxKey+1), nil},
+		{"meta too long", "k", make([]byte, maxMeta+1)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			d := diskTestOpen(t, dir, 0)
+			d := testOpen(t, dir, 0)
 			if _, err := d.Put(tt.key, tt.meta, strings.NewReader("b"), 1); err == nil {
 				t.Fatal("Put succeeded")
 			}
-			if d.Has(tt.key) || len(diskTestFiles(t, dir)) != 0 {
+			if has(d, tt.key) || len(testFiles(t, dir)) != 0 {
 				t.Error("something was stored")
 			}
 		})
 	}
 }
 
-func TestDiskGetAbsent(t *testing.T) {
-	d := diskTestOpen(t, t.TempDir(), 0)
+func TestGetAbsent(t *testing.T) {
+	d := testOpen(t, t.TempDir(), 0)
 	if _, err := d.Get("nope"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Get(absent) = %v, want fs.ErrNotExist", err)
 	}
-	if d.Has("nope") {
+	if has(d, "nope") {
 		t.Error("Has(absent)")
 	}
 	if _, ok := d.Meta("nope"); ok {
@@ -198,61 +198,58 @@ func TestDiskGetAbsent(t *testing.T) {
 	if err := d.Delete("nope"); err != nil {
 		t.Errorf("Delete(absent) = %v", err)
 	}
-	if err := d.SetMeta("nope", []byte("m")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("SetMeta(absent) = %v, want fs.ErrNotExist", err)
-	}
 }
 
-func TestDiskReplace(t *testing.T) {
+func TestReplace(t *testing.T) {
 	dir := t.TempDir()
-	d := diskTestOpen(t, dir, 0)
-	diskTestPut(t, d, "k", []byte("v1"), diskTestBody(3000, "v1"))
-	if _, _, err := diskTestGet(d, "k"); err != nil { // verified: the replacement must not inherit that
+	d := testOpen(t, dir, 0)
+	testPut(t, d, "k", []byte("v1"), testBody(3000, "v1"))
+	if _, _, err := testGet(d, "k"); err != nil { // verified: the replacement must not inherit that
 		t.Fatal(err)
 	}
-	n := diskTestPut(t, d, "k", []byte("v2"), diskTestBody(100, "v2"))
-	meta, body, err := diskTestGet(d, "k")
-	if err != nil || string(meta) != "v2" || !bytes.Equal(body, diskTestBody(100, "v2")) {
+	n := testPut(t, d, "k", []byte("v2"), testBody(100, "v2"))
+	meta, body, err := testGet(d, "k")
+	if err != nil || string(meta) != "v2" || !bytes.Equal(body, testBody(100, "v2")) {
 		t.Fatalf("Get after replace = %q, %d bytes, %v", meta, len(body), err)
 	}
 	if s := d.Stats(); s.Entries != 1 || s.Bytes != n {
 		t.Errorf("Stats = %+v, want 1 entry of %d bytes", s, n)
 	}
-	if files := diskTestFiles(t, dir); len(files) != 1 {
+	if files := testFiles(t, dir); len(files) != 1 {
 		t.Errorf("files = %v, want one", files)
 	}
 }
 
-func TestDiskDelete(t *testing.T) {
+func TestDelete(t *testing.T) {
 	dir := t.TempDir()
-	d := diskTestOpen(t, dir, 0)
-	diskTestPut(t, d, "a", nil, []byte("A"))
-	nb := diskTestPut(t, d, "b", nil, []byte("BB"))
+	d := testOpen(t, dir, 0)
+	testPut(t, d, "a", nil, []byte("A"))
+	nb := testPut(t, d, "b", nil, []byte("BB"))
 	if err := d.Delete("a"); err != nil {
 		t.Fatal(err)
 	}
-	if d.Has("a") || diskTestExists(d.path("a")) {
+	if has(d, "a") || testExists(d.path("a")) {
 		t.Error("a still there after Delete")
 	}
 	if _, err := d.Get("a"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Get(deleted) = %v", err)
 	}
-	if _, b, err := diskTestGet(d, "b"); err != nil || string(b) != "BB" {
+	if _, b, err := testGet(d, "b"); err != nil || string(b) != "BB" {
 		t.Errorf("Get(b) = %q, %v", b, err)
 	}
 	if s := d.Stats(); s.Entries != 1 || s.Bytes != nb {
 		t.Errorf("Stats = %+v", s)
 	}
 	// Deleted stays deleted across a restart.
-	if d2 := diskTestOpen(t, dir, 0); d2.Has("a") || !d2.Has("b") {
+	if d2 := testOpen(t, dir, 0); has(d2, "a") || !has(d2, "b") {
 		t.Error("restart resurrected a or lost b")
 	}
 }
 
-func TestDiskOpenEntryOutlivesDelete(t *testing.T) {
-	d := diskTestOpen(t, t.TempDir(), 0)
-	body := diskTestBody(10000, "x")
-	diskTestPut(t, d, "k", nil, body)
+func TestOpenEntryOutlivesDelete(t *testing.T) {
+	d := testOpen(t, t.TempDir(), 0)
+	body := testBody(10000, "x")
+	testPut(t, d, "k", nil, body)
 	e, err := d.Get("k")
 	if err != nil {
 		t.Fatal(err)
@@ -267,11 +264,11 @@ func TestDiskOpenEntryOutlivesDelete(t *testing.T) {
 	}
 }
 
-func TestDiskKeys(t *testing.T) {
-	d := diskTestOpen(t, t.TempDir(), 0)
+func TestKeys(t *testing.T) {
+	d := testOpen(t, t.TempDir(), 0)
 	want := []string{"/a", "/b", "/c/d", "/e\x00gzip"}
 	for _, k := range want {
-		diskTestPut(t, d, k, nil, []byte(k))
+		testPut(t, d, k, nil, []byte(k))
 	}
 	var got []string
 	d.Keys(func(k string) bool { got = append(got, k); return true })
@@ -303,17 +300,17 @@ func TestDiskKeys(t *testing.T) {
 	}
 }
 
-func TestDiskRestart(t *testing.T) {
+func TestRestart(t *testing.T) {
 	dir := t.TempDir()
-	d := diskTestOpen(t, dir, 0)
+	d := testOpen(t, dir, 0)
 	const n = 200
 	for i := range n {
 		k := fmt.Sprintf("/tenant/%d.json", i)
-		diskTestPut(t, d, k, []byte("meta "+k), diskTestBody(i*37, k))
+		testPut(t, d, k, []byte("meta "+k), testBody(i*37, k))
 	}
 	before := d.Stats()
 
-	d2 := diskTestOpen(t, dir, 0)
+	d2 := testOpen(t, dir, 0)
 	if s := d2.Stats(); s.Entries != before.Entries || s.Bytes != before.Bytes || s.Corrupt != 0 {
 		t.Errorf("Stats after restart = %+v, before %+v", s, before)
 	}
@@ -322,17 +319,17 @@ func TestDiskRestart(t *testing.T) {
 		if m, ok := d2.Meta(k); !ok || string(m) != "meta "+k {
 			t.Errorf("Meta(%q) = %q, %v", k, m, ok)
 		}
-		meta, body, err := diskTestGet(d2, k)
-		if err != nil || string(meta) != "meta "+k || !bytes.Equal(body, diskTestBody(i*37, k)) {
+		meta, body, err := testGet(d2, k)
+		if err != nil || string(meta) != "meta "+k || !bytes.Equal(body, testBody(i*37, k)) {
 			t.Errorf("Get(%q) = %q, %d bytes, %v", k, meta, len(body), err)
 		}
 	}
 }
 
-// diskTestMutation changes the file at path; pre is the offset of the body.
-type diskTestMutation func(t *testing.T, path string, pre int64)
+// testMutation changes the file at path; pre is the offset of the body.
+type testMutation func(t *testing.T, path string, pre int64)
 
-func diskTestFlip(off func(pre, size int64) int64) diskTestMutation {
+func testFlip(off func(pre, size int64) int64) testMutation {
 	return func(t *testing.T, path string, pre int64) {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -345,7 +342,7 @@ func diskTestFlip(off func(pre, size int64) int64) diskTestMutation {
 	}
 }
 
-func diskTestTruncate(size func(pre, size int64) int64) diskTestMutation {
+func testTruncate(size func(pre, size int64) int64) testMutation {
 	return func(t *testing.T, path string, pre int64) {
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -357,64 +354,64 @@ func diskTestTruncate(size func(pre, size int64) int64) diskTestMutation {
 	}
 }
 
-func TestDiskCorruption(t *testing.T) {
+func TestCorruption(t *testing.T) {
 	at := func(o int64) func(int64, int64) int64 { return func(int64, int64) int64 { return o } }
 	tests := []struct {
 		name    string
-		mutate  diskTestMutation
+		mutate  testMutation
 		restart bool
-		// atOpen: OpenDisk drops the file (else Get finds it corrupt).
+		// atOpen: openSync drops the file (else Get finds it corrupt).
 		atOpen bool
 	}{
-		{"body byte, same process", diskTestFlip(func(pre, size int64) int64 { return pre + 100 }), false, false},
-		{"body byte, after restart", diskTestFlip(func(pre, size int64) int64 { return pre + 100 }), true, false},
-		{"first body byte", diskTestFlip(func(pre, size int64) int64 { return pre }), true, false},
-		{"last body byte", diskTestFlip(func(pre, size int64) int64 { return size - 1 }), true, false},
-		{"body byte past one buffer", diskTestFlip(func(pre, size int64) int64 { return pre + diskBufSize + 3 }), true, false},
-		{"magic", diskTestFlip(at(0)), true, true},
-		{"version", diskTestFlip(at(4)), true, true},
-		{"reserved", diskTestFlip(at(6)), true, true},
-		{"key length", diskTestFlip(at(8)), true, true},
-		{"meta length", diskTestFlip(at(12)), true, true},
-		{"body length low", diskTestFlip(at(16)), true, true},
-		{"body length high", diskTestFlip(at(23)), true, true},
-		{"time written", diskTestFlip(at(26)), true, true},
-		{"body checksum", diskTestFlip(at(32)), true, true},
-		{"header checksum", diskTestFlip(at(39)), true, true},
-		{"key byte", diskTestFlip(at(diskHeaderSize + 1)), true, true},
-		{"meta byte", diskTestFlip(func(pre, size int64) int64 { return pre - 1 }), true, true},
-		{"header byte, same process", diskTestFlip(at(10)), false, false},
-		{"meta byte, same process", diskTestFlip(func(pre, size int64) int64 { return pre - 1 }), false, false},
-		{"truncated by one byte", diskTestTruncate(func(pre, size int64) int64 { return size - 1 }), true, true},
-		{"truncated to its header", diskTestTruncate(func(pre, size int64) int64 { return pre }), true, true},
-		{"truncated inside its header", diskTestTruncate(func(pre, size int64) int64 { return 20 }), true, true},
-		{"truncated to zero", diskTestTruncate(func(pre, size int64) int64 { return 0 }), true, true},
-		{"extended by one byte", diskTestTruncate(func(pre, size int64) int64 { return size + 1 }), true, true},
-		{"truncated, same process", diskTestTruncate(func(pre, size int64) int64 { return size - 1 }), false, false},
-		{"truncated to zero, same process", diskTestTruncate(func(pre, size int64) int64 { return 0 }), false, false},
+		{"body byte, same process", testFlip(func(pre, size int64) int64 { return pre + 100 }), false, false},
+		{"body byte, after restart", testFlip(func(pre, size int64) int64 { return pre + 100 }), true, false},
+		{"first body byte", testFlip(func(pre, size int64) int64 { return pre }), true, false},
+		{"last body byte", testFlip(func(pre, size int64) int64 { return size - 1 }), true, false},
+		{"body byte past one buffer", testFlip(func(pre, size int64) int64 { return pre + bufSize + 3 }), true, false},
+		{"magic", testFlip(at(0)), true, true},
+		{"version", testFlip(at(4)), true, true},
+		{"reserved", testFlip(at(6)), true, true},
+		{"key length", testFlip(at(8)), true, true},
+		{"meta length", testFlip(at(12)), true, true},
+		{"body length low", testFlip(at(16)), true, true},
+		{"body length high", testFlip(at(23)), true, true},
+		{"time written", testFlip(at(26)), true, true},
+		{"body checksum", testFlip(at(32)), true, true},
+		{"header checksum", testFlip(at(39)), true, true},
+		{"key byte", testFlip(at(headerSize + 1)), true, true},
+		{"meta byte", testFlip(func(pre, size int64) int64 { return pre - 1 }), true, true},
+		{"header byte, same process", testFlip(at(10)), false, false},
+		{"meta byte, same process", testFlip(func(pre, size int64) int64 { return pre - 1 }), false, false},
+		{"truncated by one byte", testTruncate(func(pre, size int64) int64 { return size - 1 }), true, true},
+		{"truncated to its header", testTruncate(func(pre, size int64) int64 { return pre }), true, true},
+		{"truncated inside its header", testTruncate(func(pre, size int64) int64 { return 20 }), true, true},
+		{"truncated to zero", testTruncate(func(pre, size int64) int64 { return 0 }), true, true},
+		{"extended by one byte", testTruncate(func(pre, size int64) int64 { return size + 1 }), true, true},
+		{"truncated, same process", testTruncate(func(pre, size int64) int64 { return size - 1 }), false, false},
+		{"truncated to zero, same process", testTruncate(func(pre, size int64) int64 { return 0 }), false, false},
 	}
 	const key = "/widget.js\x00identity"
 	meta := []byte(`{"etag":"\"v1\""}`)
-	body := diskTestBody(diskBufSize+1000, "widget")
-	pre := int64(diskHeaderSize + len(key) + len(meta))
+	body := testBody(bufSize+1000, "widget")
+	pre := int64(headerSize + len(key) + len(meta))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			d := diskTestOpen(t, dir, 0)
-			diskTestPut(t, d, key, meta, body)
-			diskTestPut(t, d, "other", nil, []byte("intact"))
+			d := testOpen(t, dir, 0)
+			testPut(t, d, key, meta, body)
+			testPut(t, d, "other", nil, []byte("intact"))
 			path := d.path(key)
 			tt.mutate(t, path, pre)
 			if tt.restart {
-				d = diskTestOpen(t, dir, 0)
-				if got := d.Has(key); got == tt.atOpen {
+				d = testOpen(t, dir, 0)
+				if got := has(d, key); got == tt.atOpen {
 					t.Fatalf("after restart Has = %v, want %v", got, !tt.atOpen)
 				}
 				if tt.atOpen && d.Stats().Corrupt != 1 {
 					t.Errorf("Stats.Corrupt = %d, want 1", d.Stats().Corrupt)
 				}
 			}
-			_, _, err := diskTestGet(d, key)
+			_, _, err := testGet(d, key)
 			if tt.atOpen {
 				if !errors.Is(err, fs.ErrNotExist) {
 					t.Errorf("Get = %v, want fs.ErrNotExist", err)
@@ -431,49 +428,49 @@ func TestDiskCorruption(t *testing.T) {
 					t.Errorf("second Get = %v, want fs.ErrNotExist", err)
 				}
 			}
-			if d.Has(key) {
+			if has(d, key) {
 				t.Error("Has = true after the corrupt file was found")
 			}
-			if diskTestExists(path) {
+			if testExists(path) {
 				t.Error("corrupt file still on disk")
 			}
-			if s := d.Stats(); s.Entries != 1 || s.Bytes != int64(diskHeaderSize+len("other")+len("intact")) {
+			if s := d.Stats(); s.Entries != 1 || s.Bytes != int64(headerSize+len("other")+len("intact")) {
 				t.Errorf("Stats = %+v, want only the other entry", s)
 			}
-			if _, b, err := diskTestGet(d, "other"); err != nil || string(b) != "intact" {
+			if _, b, err := testGet(d, "other"); err != nil || string(b) != "intact" {
 				t.Errorf("other entry: %q, %v", b, err)
 			}
 			// The caller refetches and stores it again.
-			diskTestPut(t, d, key, meta, body)
-			if _, b, err := diskTestGet(d, key); err != nil || !bytes.Equal(b, body) {
+			testPut(t, d, key, meta, body)
+			if _, b, err := testGet(d, key); err != nil || !bytes.Equal(b, body) {
 				t.Errorf("Get after re-Put: %d bytes, %v", len(b), err)
 			}
 		})
 	}
 }
 
-// TestDiskSmallBodyCheckedAtOpen: a file that fits in indexing's first read
+// TestSmallBodyCheckedAtOpen: a file that fits in indexing's first read
 // is checked whole there (size and body), and dropped at once when bad.
-func TestDiskSmallBodyCheckedAtOpen(t *testing.T) {
+func TestSmallBodyCheckedAtOpen(t *testing.T) {
 	tests := []struct {
 		name   string
-		mutate diskTestMutation
+		mutate testMutation
 	}{
-		{"body byte flipped", diskTestFlip(func(pre, size int64) int64 { return size - 1 })},
-		{"extended by one byte", diskTestTruncate(func(pre, size int64) int64 { return size + 1 })},
-		{"truncated by one byte", diskTestTruncate(func(pre, size int64) int64 { return size - 1 })},
-		{"extended to the peek size", diskTestTruncate(func(pre, size int64) int64 { return diskIndexPeek })},
+		{"body byte flipped", testFlip(func(pre, size int64) int64 { return size - 1 })},
+		{"extended by one byte", testTruncate(func(pre, size int64) int64 { return size + 1 })},
+		{"truncated by one byte", testTruncate(func(pre, size int64) int64 { return size - 1 })},
+		{"extended to the peek size", testTruncate(func(pre, size int64) int64 { return indexPeek })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			d := diskTestOpen(t, dir, 0)
-			diskTestPut(t, d, "bad", []byte("m"), []byte("small body"))
-			diskTestPut(t, d, "good", []byte("m"), []byte("small body"))
+			d := testOpen(t, dir, 0)
+			testPut(t, d, "bad", []byte("m"), []byte("small body"))
+			testPut(t, d, "good", []byte("m"), []byte("small body"))
 			tt.mutate(t, d.path("bad"), 0)
-			d = diskTestOpen(t, dir, 0)
-			if d.Has("bad") || diskTestExists(d.path("bad")) || d.Stats().Corrupt != 1 {
-				t.Errorf("bad small file kept: Has %v, Stats %+v", d.Has("bad"), d.Stats())
+			d = testOpen(t, dir, 0)
+			if has(d, "bad") || testExists(d.path("bad")) || d.Stats().Corrupt != 1 {
+				t.Errorf("bad small file kept: Has %v, Stats %+v", has(d, "bad"), d.Stats())
 			}
 			d.mu.Lock()
 			verified := d.index["good"].verified
@@ -485,17 +482,17 @@ func TestDiskSmallBodyCheckedAtOpen(t *testing.T) {
 	}
 }
 
-// TestDiskEveryByteFlipped flips each byte of a small file in turn: no
-// flip may go unnoticed, whether found at OpenDisk (after a restart) or at
+// TestEveryByteFlipped flips each byte of a small file in turn: no
+// flip may go unnoticed, whether found at openSync (after a restart) or at
 // the first Get (of a file written in this process).
-func TestDiskEveryByteFlipped(t *testing.T) {
+func TestEveryByteFlipped(t *testing.T) {
 	const key = "/k"
 	meta, body := []byte(`{"m":1}`), []byte("0123456789abcdef")
 	dir := t.TempDir()
-	for i := range diskHeaderSize + len(key) + len(meta) + len(body) {
+	for i := range headerSize + len(key) + len(meta) + len(body) {
 		for _, restart := range []bool{false, true} {
-			d := diskTestOpen(t, dir, 0)
-			diskTestPut(t, d, key, meta, body)
+			d := testOpen(t, dir, 0)
+			testPut(t, d, key, meta, body)
 			path := d.path(key)
 			b, err := os.ReadFile(path)
 			if err != nil {
@@ -506,28 +503,28 @@ func TestDiskEveryByteFlipped(t *testing.T) {
 				t.Fatal(err)
 			}
 			if restart {
-				d = diskTestOpen(t, dir, 0)
+				d = testOpen(t, dir, 0)
 			}
-			if _, got, err := diskTestGet(d, key); err == nil {
+			if _, got, err := testGet(d, key); err == nil {
 				t.Fatalf("byte %d flipped (restart %v): Get returned %q", i, restart, got)
 			} else if !errors.Is(err, ErrCorrupt) && !errors.Is(err, fs.ErrNotExist) {
 				t.Fatalf("byte %d flipped (restart %v): Get = %v", i, restart, err)
 			}
-			if diskTestExists(path) {
+			if testExists(path) {
 				t.Fatalf("byte %d flipped (restart %v): file kept", i, restart)
 			}
 		}
 	}
 }
 
-func TestDiskOpenCleansUp(t *testing.T) {
+func TestOpenCleansUp(t *testing.T) {
 	dir := t.TempDir()
-	d := diskTestOpen(t, dir, 0)
-	diskTestPut(t, d, "k", nil, []byte("body"))
+	d := testOpen(t, dir, 0)
+	testPut(t, d, "k", nil, []byte("body"))
 	fan := filepath.Dir(d.path("k"))
 	temps := []string{
-		filepath.Join(fan, diskTestTempName),
-		filepath.Join(dir, "00", "00", diskTestTempName),
+		filepath.Join(fan, testTempName),
+		filepath.Join(dir, "00", "00", testTempName),
 	}
 	for _, p := range temps {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -550,25 +547,25 @@ func TestDiskOpenCleansUp(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(wrong), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(wrong, diskEncodePrefix(nil, "other", nil, 0, 0, 0), 0o600); err != nil {
+	if err := os.WriteFile(wrong, encodePrefix(nil, "other", nil, 0, 0, 0), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	d = diskTestOpen(t, dir, 0)
+	d = testOpen(t, dir, 0)
 	for _, p := range append(temps, wrong) {
-		if diskTestExists(p) {
+		if testExists(p) {
 			t.Errorf("%s not removed", p)
 		}
 	}
 	for _, p := range foreign {
-		if !diskTestExists(p) {
+		if !testExists(p) {
 			t.Errorf("%s removed", p)
 		}
 	}
-	if _, b, err := diskTestGet(d, "k"); err != nil || string(b) != "body" {
+	if _, b, err := testGet(d, "k"); err != nil || string(b) != "body" {
 		t.Errorf("Get(k) = %q, %v", b, err)
 	}
-	if d.Has("other") {
+	if has(d, "other") {
 		t.Error("misplaced file indexed")
 	}
 	if s := d.Stats(); s.Entries != 1 || s.Corrupt != 1 {
@@ -576,30 +573,30 @@ func TestDiskOpenCleansUp(t *testing.T) {
 	}
 }
 
-const diskTestTempName = diskTempPrefix + "12345"
+const testTempName = tempPrefix + "12345"
 
-// TestDiskGetOtherKey: a file that holds another key than the one whose
+// TestGetOtherKey: a file that holds another key than the one whose
 // name it has reads as absent.
-func TestDiskGetOtherKey(t *testing.T) {
+func TestGetOtherKey(t *testing.T) {
 	dir := t.TempDir()
-	d := diskTestOpen(t, dir, 0)
-	diskTestPut(t, d, "a", nil, []byte("A"))
-	diskTestPut(t, d, "b", nil, []byte("B"))
+	d := testOpen(t, dir, 0)
+	testPut(t, d, "a", nil, []byte("A"))
+	testPut(t, d, "b", nil, []byte("B"))
 	if err := os.Rename(d.path("a"), d.path("b")); err != nil {
 		t.Fatal(err)
 	}
-	if _, b, err := diskTestGet(d, "b"); !errors.Is(err, fs.ErrNotExist) {
+	if _, b, err := testGet(d, "b"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Get(b) = %q, %v; want fs.ErrNotExist", b, err)
 	}
 }
 
-// diskTestFailingReader yields n bytes of body, then err.
-type diskTestFailingReader struct {
+// testFailingReader yields n bytes of body, then err.
+type testFailingReader struct {
 	n   int
 	err error
 }
 
-func (r *diskTestFailingReader) Read(p []byte) (int, error) {
+func (r *testFailingReader) Read(p []byte) (int, error) {
 	if r.n == 0 {
 		return 0, r.err
 	}
@@ -611,7 +608,7 @@ func (r *diskTestFailingReader) Read(p []byte) (int, error) {
 	return m, nil
 }
 
-func TestDiskPutBodyFails(t *testing.T) {
+func TestPutBodyFails(t *testing.T) {
 	tests := []struct {
 		name     string
 		after    int // body bytes before the error
@@ -619,42 +616,42 @@ func TestDiskPutBodyFails(t *testing.T) {
 	}{
 		{"at once", 0, false},
 		{"midway", 10, false},
-		{"after flushes", 3 * diskBufSize, false},
+		{"after flushes", 3 * bufSize, false},
 		{"replacing an entry", 5000, true},
-		{"replacing an entry, after flushes", 3 * diskBufSize, true},
+		{"replacing an entry, after flushes", 3 * bufSize, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			d := diskTestOpen(t, dir, 0)
+			d := testOpen(t, dir, 0)
 			var before []string
 			if tt.previous {
-				diskTestPut(t, d, "k", []byte("old"), []byte("old body"))
-				before = diskTestFiles(t, dir)
+				testPut(t, d, "k", []byte("old"), []byte("old body"))
+				before = testFiles(t, dir)
 			}
 			boom := errors.New("connection reset")
-			_, err := d.Put("k", []byte("new"), &diskTestFailingReader{n: tt.after, err: boom}, -1)
+			_, err := d.Put("k", []byte("new"), &testFailingReader{n: tt.after, err: boom}, -1)
 			if !errors.Is(err, boom) {
 				t.Fatalf("Put = %v, want it to wrap %v", err, boom)
 			}
-			if files := diskTestFiles(t, dir); !slices.Equal(files, before) {
+			if files := testFiles(t, dir); !slices.Equal(files, before) {
 				t.Errorf("files = %q, want %q (no temp left)", files, before)
 			}
 			if !tt.previous {
-				if d.Has("k") || d.Stats().Entries != 0 {
+				if has(d, "k") || d.Stats().Entries != 0 {
 					t.Error("entry stored")
 				}
 				return
 			}
-			if m, b, err := diskTestGet(d, "k"); err != nil || string(m) != "old" || string(b) != "old body" {
+			if m, b, err := testGet(d, "k"); err != nil || string(m) != "old" || string(b) != "old body" {
 				t.Errorf("previous entry: %q %q %v", m, b, err)
 			}
 		})
 	}
 }
 
-func TestDiskPutExpectedSize(t *testing.T) {
-	small, big := diskTestBody(100, "s"), diskTestBody(2*diskBufSize+5, "b")
+func TestPutExpectedSize(t *testing.T) {
+	small, big := testBody(100, "s"), testBody(2*bufSize+5, "b")
 	tests := []struct {
 		name     string
 		body     []byte
@@ -675,29 +672,29 @@ func TestDiskPutExpectedSize(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			d := diskTestOpen(t, dir, 0)
+			d := testOpen(t, dir, 0)
 			_, err := d.Put("k", nil, bytes.NewReader(tt.body), tt.expected)
 			if (err == nil) != tt.ok {
 				t.Fatalf("Put = %v, want ok %v", err, tt.ok)
 			}
 			if !tt.ok {
-				if d.Has("k") || len(diskTestFiles(t, dir)) != 0 {
+				if has(d, "k") || len(testFiles(t, dir)) != 0 {
 					t.Error("something stored")
 				}
 				return
 			}
-			if _, b, err := diskTestGet(d, "k"); err != nil || !bytes.Equal(b, tt.body) {
+			if _, b, err := testGet(d, "k"); err != nil || !bytes.Equal(b, tt.body) {
 				t.Errorf("Get = %d bytes, %v", len(b), err)
 			}
 		})
 	}
 }
 
-// diskTestKB is a body that makes a file of exactly 1 KiB under a key of
+// testKB is a body that makes a file of exactly 1 KiB under a key of
 // 3 bytes and no meta.
-var diskTestKB = diskTestBody(1024-diskHeaderSize-3, "kb")
+var testKB = testBody(1024-headerSize-3, "kb")
 
-func TestDiskEviction(t *testing.T) {
+func TestEviction(t *testing.T) {
 	const bound = 10 << 10
 	type op struct {
 		get bool
@@ -731,16 +728,16 @@ func TestDiskEviction(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			d := diskTestOpen(t, dir, bound)
+			d := testOpen(t, dir, bound)
 			for _, ops := range tt.ops {
 				for _, o := range ops {
 					if o.get {
-						if _, _, err := diskTestGet(d, o.key); err != nil {
+						if _, _, err := testGet(d, o.key); err != nil {
 							t.Fatalf("Get(%s): %v", o.key, err)
 						}
 						continue
 					}
-					if n := diskTestPut(t, d, o.key, nil, diskTestKB); n != 1024 {
+					if n := testPut(t, d, o.key, nil, testKB); n != 1024 {
 						t.Fatalf("file of %d bytes, the test wants 1024", n)
 					}
 					if b := d.Stats().Bytes; b > bound {
@@ -758,14 +755,14 @@ func TestDiskEviction(t *testing.T) {
 			if s.Evictions != tt.evictions || s.Entries != len(tt.want) || s.Bytes != int64(1024*len(tt.want)) {
 				t.Errorf("Stats = %+v, want %d evictions, %d entries", s, tt.evictions, len(tt.want))
 			}
-			if files := diskTestFiles(t, dir); len(files) != len(tt.want) {
+			if files := testFiles(t, dir); len(files) != len(tt.want) {
 				t.Errorf("%d files on disk, want %d", len(files), len(tt.want))
 			}
 		})
 	}
 }
 
-func TestDiskTooLarge(t *testing.T) {
+func TestTooLarge(t *testing.T) {
 	const bound = 10 << 10
 	tests := []struct {
 		name     string
@@ -782,9 +779,9 @@ func TestDiskTooLarge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			d := diskTestOpen(t, dir, bound)
-			diskTestPut(t, d, "old", nil, []byte("x"))
-			body := diskTestBody(tt.size-diskHeaderSize-3, "big")
+			d := testOpen(t, dir, bound)
+			testPut(t, d, "old", nil, []byte("x"))
+			body := testBody(tt.size-headerSize-3, "big")
 			expected := int64(-1)
 			if tt.expected {
 				expected = int64(len(body))
@@ -795,7 +792,7 @@ func TestDiskTooLarge(t *testing.T) {
 					t.Fatal(err)
 				}
 				// It alone fills the bound: everything else goes.
-				if d.Has("old") || !d.Has("big") || d.Stats().Bytes != bound {
+				if has(d, "old") || !has(d, "big") || d.Stats().Bytes != bound {
 					t.Errorf("Stats = %+v", d.Stats())
 				}
 				return
@@ -803,27 +800,27 @@ func TestDiskTooLarge(t *testing.T) {
 			if !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("Put = %v, want ErrTooLarge", err)
 			}
-			if d.Has("big") || !d.Has("old") || d.Stats().Evictions != 0 {
+			if has(d, "big") || !has(d, "old") || d.Stats().Evictions != 0 {
 				t.Errorf("after ErrTooLarge: Stats %+v", d.Stats())
 			}
-			if files := diskTestFiles(t, dir); len(files) != 1 {
+			if files := testFiles(t, dir); len(files) != 1 {
 				t.Errorf("files = %q, want only old", files)
 			}
 		})
 	}
 }
 
-func TestDiskOpenEvictsToBound(t *testing.T) {
+func TestOpenEvictsToBound(t *testing.T) {
 	dir := t.TempDir()
-	d := diskTestOpen(t, dir, 0)
+	d := testOpen(t, dir, 0)
 	keys := []string{"k03", "k01", "k04", "k00", "k02"} // oldest first
 	clock := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	d.now = func() time.Time { return clock }
+	d.now = func() time.Time { return clock } // the files' recency, which the reopened store goes by
 	for _, k := range keys {
-		diskTestPut(t, d, k, nil, diskTestKB)
+		testPut(t, d, k, nil, testKB)
 		clock = clock.Add(time.Second)
 	}
-	d = diskTestOpen(t, dir, 3<<10)
+	d = testOpen(t, dir, 3<<10)
 	var got []string
 	d.Keys(func(k string) bool { got = append(got, k); return true })
 	slices.Sort(got)
@@ -833,126 +830,40 @@ func TestDiskOpenEvictsToBound(t *testing.T) {
 	if s := d.Stats(); s.Bytes != 3<<10 || s.Evictions != 2 {
 		t.Errorf("Stats = %+v", s)
 	}
-	if n := len(diskTestFiles(t, dir)); n != 3 {
+	if n := len(testFiles(t, dir)); n != 3 {
 		t.Errorf("%d files, want 3", n)
 	}
 }
 
-func TestDiskSetMeta(t *testing.T) {
-	tests := []struct {
-		name    string
-		body    []byte
-		meta    []byte
-		restart bool // between Put and SetMeta
-	}{
-		{"small", []byte("body"), []byte(`{"expires":2}`), false},
-		{"empty body", nil, []byte("m2"), false},
-		{"longer meta", []byte("body"), bytes.Repeat([]byte("m"), 5000), false},
-		{"shorter meta", []byte("body"), nil, false},
-		{"big body", diskTestBody(3*diskBufSize+1, "b"), []byte("m2"), false},
-		{"after restart", diskTestBody(1000, "b"), []byte("m2"), true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			d := diskTestOpen(t, dir, 0)
-			diskTestPut(t, d, "k", []byte(`{"expires":1}`), tt.body)
-			if tt.restart {
-				d = diskTestOpen(t, dir, 0)
-			}
-			if err := d.SetMeta("k", tt.meta); err != nil {
-				t.Fatal(err)
-			}
-			want := int64(diskHeaderSize + 1 + len(tt.meta) + len(tt.body))
-			check := func(d *Disk) {
-				t.Helper()
-				if m, ok := d.Meta("k"); !ok || !bytes.Equal(m, tt.meta) {
-					t.Errorf("Meta = %.20q, %v", m, ok)
-				}
-				m, b, err := diskTestGet(d, "k")
-				if err != nil || !bytes.Equal(m, tt.meta) || !bytes.Equal(b, tt.body) {
-					t.Errorf("Get = %.20q, %d bytes, %v", m, len(b), err)
-				}
-				if s := d.Stats(); s.Entries != 1 || s.Bytes != want {
-					t.Errorf("Stats = %+v, want 1 entry of %d bytes", s, want)
-				}
-			}
-			check(d)
-			check(diskTestOpen(t, dir, 0))
-			if files := diskTestFiles(t, dir); len(files) != 1 {
-				t.Errorf("files = %q", files)
-			}
-		})
-	}
-}
-
-func TestDiskSetMetaCorrupt(t *testing.T) {
-	tests := []struct {
-		name   string
-		mutate diskTestMutation
-	}{
-		{"body byte", diskTestFlip(func(pre, size int64) int64 { return size - 1 })},
-		{"meta byte", diskTestFlip(func(pre, size int64) int64 { return pre - 1 })},
-		{"truncated", diskTestTruncate(func(pre, size int64) int64 { return size - 1 })},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			d := diskTestOpen(t, dir, 0)
-			diskTestPut(t, d, "k", []byte("m1"), diskTestBody(1000, "k"))
-			tt.mutate(t, d.path("k"), int64(diskHeaderSize+1+2))
-			if err := d.SetMeta("k", []byte("m2")); !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("SetMeta = %v, want ErrCorrupt", err)
-			}
-			if d.Has("k") || len(diskTestFiles(t, dir)) != 0 || d.Stats().Corrupt != 1 {
-				t.Errorf("corrupt entry kept: Stats %+v", d.Stats())
-			}
-		})
-	}
-}
-
-func TestDiskSetMetaTooLarge(t *testing.T) {
-	d := diskTestOpen(t, t.TempDir(), 1024)
-	diskTestPut(t, d, "k00", nil, diskTestKB)
-	if err := d.SetMeta("k00", []byte("more")); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("SetMeta = %v, want ErrTooLarge", err)
-	}
-	if _, b, err := diskTestGet(d, "k00"); err != nil || !bytes.Equal(b, diskTestKB) {
-		t.Errorf("entry after refused SetMeta: %d bytes, %v", len(b), err)
-	}
-}
-
-// diskTestVersioned is a body that names its version: "version|" and
+// testVersioned is a body that names its version: "version|" and
 // bytes derived from it, n bytes in all.
-func diskTestVersioned(version string, n int) []byte {
+func testVersioned(version string, n int) []byte {
 	head := version + "|"
-	return append([]byte(head), diskTestBody(n-len(head), version)...)
+	return append([]byte(head), testBody(n-len(head), version)...)
 }
 
-// diskTestCheckVersioned checks that body is whole (one version's, not a
-// mix) and belongs to key, and that meta is that version's: as Put wrote it
-// ("version"), or as SetMeta rewrote it ("version+setter"), which may name
-// an older version when SetMeta raced a Put (see SetMeta).
-func diskTestCheckVersioned(key string, meta, body []byte) error {
+// testCheckVersioned checks that body is whole (one version's, not a
+// mix) and belongs to key, and that meta is that version's, as Put wrote it.
+func testCheckVersioned(key string, meta, body []byte) error {
 	version, _, ok := strings.Cut(string(body), "|")
-	if !ok || !strings.HasPrefix(version, key+"-") || !bytes.Equal(body, diskTestVersioned(version, len(body))) {
+	if !ok || !strings.HasPrefix(version, key+"-") || !bytes.Equal(body, testVersioned(version, len(body))) {
 		return fmt.Errorf("torn or foreign body (%.20q)", body)
 	}
-	if !strings.Contains(string(meta), "+") && string(meta) != version {
+	if string(meta) != version {
 		return fmt.Errorf("meta %q written by Put with body %q", meta, version)
 	}
 	return nil
 }
 
-// TestDiskConcurrent runs Put, Get, SetMeta, Delete and Keys on a few
+// TestConcurrent runs Put, Get, Meta, Delete and Keys on a few
 // shared keys (run it with -race). Every body is derived from its meta, so
 // a Get that mixed two versions shows; at the end the index must agree with
 // the files, and a restart must see the same.
-func TestDiskConcurrent(t *testing.T) {
+func TestConcurrent(t *testing.T) {
 	for _, bound := range []int64{0, 40 << 10} {
 		t.Run(fmt.Sprintf("bound=%d", bound), func(t *testing.T) {
 			dir := t.TempDir()
-			d := diskTestOpen(t, dir, bound)
+			d := testOpen(t, dir, bound)
 			keys := []string{"a", "b", "c", "d", "e", "f"}
 			const workers, ops = 6, 300
 			var wg sync.WaitGroup
@@ -963,13 +874,13 @@ func TestDiskConcurrent(t *testing.T) {
 						version := fmt.Sprintf("%s-%d-%d", key, w, i)
 						switch i % 6 {
 						case 0, 1:
-							body := diskTestVersioned(version, 500+(w*131+i*17)%9000)
+							body := testVersioned(version, 500+(w*131+i*17)%9000)
 							if _, err := d.Put(key, []byte(version), bytes.NewReader(body), int64(len(body))); err != nil {
 								t.Error(err)
 								return
 							}
 						case 2, 3:
-							meta, body, err := diskTestGet(d, key)
+							meta, body, err := testGet(d, key)
 							if errors.Is(err, fs.ErrNotExist) {
 								continue
 							}
@@ -977,19 +888,13 @@ func TestDiskConcurrent(t *testing.T) {
 								t.Errorf("Get(%s): %v", key, err)
 								return
 							}
-							if err := diskTestCheckVersioned(key, meta, body); err != nil {
+							if err := testCheckVersioned(key, meta, body); err != nil {
 								t.Errorf("Get(%s): %v", key, err)
 								return
 							}
 						case 4:
-							m, ok := d.Meta(key)
-							if !ok {
-								continue
-							}
-							v, _, _ := strings.Cut(string(m), "+")
-							err := d.SetMeta(key, []byte(v+"+"+version))
-							if err != nil && !errors.Is(err, fs.ErrNotExist) {
-								t.Errorf("SetMeta(%s): %v", key, err)
+							if m, ok := d.Meta(key); ok && !strings.HasPrefix(string(m), key+"-") {
+								t.Errorf("Meta(%s) = %q", key, m)
 								return
 							}
 						case 5:
@@ -1012,10 +917,10 @@ func TestDiskConcurrent(t *testing.T) {
 			if s.Corrupt != 0 {
 				t.Errorf("Stats.Corrupt = %d", s.Corrupt)
 			}
-			files := diskTestFiles(t, dir)
+			files := testFiles(t, dir)
 			var total int64
 			for _, f := range files {
-				if strings.Contains(f, diskTempPrefix) {
+				if strings.Contains(f, tempPrefix) {
 					t.Errorf("temp file left: %s", f)
 				}
 				fi, err := os.Stat(filepath.Join(dir, f))
@@ -1027,22 +932,22 @@ func TestDiskConcurrent(t *testing.T) {
 			if len(files) != s.Entries || total != s.Bytes {
 				t.Errorf("files: %d totalling %d bytes; index: %+v", len(files), total, s)
 			}
-			d2 := diskTestOpen(t, dir, bound)
+			d2 := testOpen(t, dir, bound)
 			for _, k := range keys {
-				if d.Has(k) != d2.Has(k) {
-					t.Errorf("%s: Has %v before restart, %v after", k, d.Has(k), d2.Has(k))
+				if has(d, k) != has(d2, k) {
+					t.Errorf("%s: Has %v before restart, %v after", k, has(d, k), has(d2, k))
 				}
 				m1, _ := d.Meta(k)
 				m2, _ := d2.Meta(k)
 				if !bytes.Equal(m1, m2) {
 					t.Errorf("%s: meta %q before restart, %q after", k, m1, m2)
 				}
-				if !d2.Has(k) {
+				if !has(d2, k) {
 					continue
 				}
-				meta, body, err := diskTestGet(d2, k)
+				meta, body, err := testGet(d2, k)
 				if err == nil {
-					err = diskTestCheckVersioned(k, meta, body)
+					err = testCheckVersioned(k, meta, body)
 				}
 				if err != nil {
 					t.Errorf("%s after restart: %v", k, err)

@@ -1,4 +1,4 @@
-package cache
+package disk
 
 import (
 	"bytes"
@@ -9,12 +9,12 @@ import (
 	"testing"
 )
 
-// TestDiskServesWhileIndexing: a restarted disk tier answers at once,
+// TestServesWhileIndexing: a restarted disk tier answers at once,
 // before its start-up scan, and the scan then neither resurrects what was
 // deleted meanwhile nor replaces what was written meanwhile.
-func TestDiskServesWhileIndexing(t *testing.T) {
+func TestServesWhileIndexing(t *testing.T) {
 	dir := t.TempDir()
-	d, err := OpenDisk(dir, 0)
+	d, err := openSync(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,13 +24,13 @@ func TestDiskServesWhileIndexing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	leftover := filepath.Join(filepath.Dir(d.path("k0")), diskTempPrefix+"crashed")
+	leftover := filepath.Join(filepath.Dir(d.path("k0")), tempPrefix+"crashed")
 	if err := os.WriteFile(leftover, []byte("half a file"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
 	gate := make(chan struct{})
-	d2, err := openDisk(dir, 0, gate) // the scan waits for gate
+	d2, err := open(dir, Options{}, gate) // the scan waits for gate
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestDiskServesWhileIndexing(t *testing.T) {
 	if !bytes.Equal(got, body(1)) {
 		t.Fatal("Get before the scan: wrong body")
 	}
-	if !d2.Has("k2") || d2.Has("nope") {
+	if !has(d2, "k2") || has(d2, "nope") {
 		t.Fatal("Has before the scan")
 	}
 	if m, ok := d2.Meta("k3"); !ok || string(m) != "meta" {
@@ -86,7 +86,7 @@ func TestDiskServesWhileIndexing(t *testing.T) {
 	if n := <-keys; n < 18 {
 		t.Fatalf("Keys saw %d keys, want all 18 (Keys waits for the scan)", n)
 	}
-	if d2.Has("k4") || d2.Has("k6") {
+	if has(d2, "k4") || has(d2, "k6") {
 		t.Fatal("the scan brought back a key deleted before it")
 	}
 	e, err = d2.Get("k5")

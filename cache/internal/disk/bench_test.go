@@ -1,4 +1,4 @@
-package cache
+package disk
 
 import (
 	"bytes"
@@ -11,16 +11,16 @@ import (
 	"time"
 )
 
-// BenchmarkDiskGet opens an entry already verified and reads its body:
+// BenchmarkGet opens an entry already verified and reads its body:
 // the disk tier's hit path.
-func BenchmarkDiskGet(b *testing.B) {
+func BenchmarkGet(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
 		b.Run(fmt.Sprintf("body=%dKiB", size>>10), func(b *testing.B) {
-			d := diskTestOpen(b, b.TempDir(), 0)
+			d := testOpen(b, b.TempDir(), 0)
 			const key = "/tenant/config.json\x00identity"
 			meta := []byte(`{"version":1,"etag":"\"abc\"","expires":"2030-01-01T00:00:00Z"}`)
-			diskTestPut(b, d, key, meta, diskTestBody(size, key))
-			if _, _, err := diskTestGet(d, key); err != nil {
+			testPut(b, d, key, meta, testBody(size, key))
+			if _, _, err := testGet(d, key); err != nil {
 				b.Fatal(err)
 			}
 			buf := make([]byte, size)
@@ -40,16 +40,16 @@ func BenchmarkDiskGet(b *testing.B) {
 	}
 }
 
-// BenchmarkDiskGetParallel is BenchmarkDiskGet from all cores over 1,000
+// BenchmarkGetParallel is BenchmarkGet from all cores over 1,000
 // keys.
-func BenchmarkDiskGetParallel(b *testing.B) {
-	d := diskTestOpen(b, b.TempDir(), 0)
+func BenchmarkGetParallel(b *testing.B) {
+	d := testOpen(b, b.TempDir(), 0)
 	const n = 1000
 	keys := make([]string, n)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("/tenant/%d/config.json\x00identity", i)
-		diskTestPut(b, d, keys[i], []byte(`{"version":1}`), diskTestBody(1<<10, keys[i]))
-		if _, _, err := diskTestGet(d, keys[i]); err != nil {
+		testPut(b, d, keys[i], []byte(`{"version":1}`), testBody(1<<10, keys[i]))
+		if _, _, err := testGet(d, keys[i]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -72,12 +72,12 @@ func BenchmarkDiskGetParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkDiskGetFirst is the first Get of an entry in a process, which
+// BenchmarkGetFirst is the first Get of an entry in a process, which
 // streams the body through its checksum.
-func BenchmarkDiskGetFirst(b *testing.B) {
+func BenchmarkGetFirst(b *testing.B) {
 	const size = 1 << 20
-	d := diskTestOpen(b, b.TempDir(), 0)
-	diskTestPut(b, d, "/widget.js", nil, diskTestBody(size, "w"))
+	d := testOpen(b, b.TempDir(), 0)
+	testPut(b, d, "/widget.js", nil, testBody(size, "w"))
 	b.SetBytes(size)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -92,10 +92,10 @@ func BenchmarkDiskGetFirst(b *testing.B) {
 	}
 }
 
-// BenchmarkDiskPut stores a 1 KiB body: temp file, one write, rename.
-func BenchmarkDiskPut(b *testing.B) {
-	d := diskTestOpen(b, b.TempDir(), 0)
-	body := diskTestBody(1<<10, "p")
+// BenchmarkPut stores a 1 KiB body: temp file, one write, rename.
+func BenchmarkPut(b *testing.B) {
+	d := testOpen(b, b.TempDir(), 0)
+	body := testBody(1<<10, "p")
 	meta := []byte(`{"version":1,"etag":"\"abc\""}`)
 	b.SetBytes(1 << 10)
 	b.ReportAllocs()
@@ -108,20 +108,20 @@ func BenchmarkDiskPut(b *testing.B) {
 	}
 }
 
-// BenchmarkOpenDisk measures indexing at start-up: 100,000 entries of
+// BenchmarkOpen measures indexing at start-up: 100,000 entries of
 // ~1 KiB body and ~100 B meta (the page cache is warm after the fixture
 // is written). Building the fixture takes some seconds; it is built once,
 // in the parent benchmark, and only when -bench selects this benchmark.
-func BenchmarkOpenDisk(b *testing.B) {
+func BenchmarkOpen(b *testing.B) {
 	const entries = 100_000
 	dir := b.TempDir()
 	start := time.Now()
-	diskBenchFixture(b, dir, entries)
+	benchFixture(b, dir, entries)
 	b.Logf("fixture of %d entries written in %v", entries, time.Since(start).Round(time.Millisecond))
 	b.Run(fmt.Sprintf("entries=%d", entries), func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			d, err := OpenDisk(dir, 0)
+			d, err := openSync(dir, 0)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -136,7 +136,7 @@ func BenchmarkOpenDisk(b *testing.B) {
 	b.Run(fmt.Sprintf("first-hit/entries=%d", entries), func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			d, err := OpenDiskAsync(dir, 0)
+			d, err := Open(dir, Options{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -153,24 +153,24 @@ func BenchmarkOpenDisk(b *testing.B) {
 	})
 }
 
-// diskBenchFixture writes n valid files straight to dir (faster than Put).
-func diskBenchFixture(b *testing.B, dir string, n int) {
+// benchFixture writes n valid files straight to dir (faster than Put).
+func benchFixture(b *testing.B, dir string, n int) {
 	const writers = 4
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := range writers {
 		wg.Go(func() {
-			body := diskTestBody(1<<10, "fixture")
+			body := testBody(1<<10, "fixture")
 			for i := w; i < n; i += writers {
 				key := fmt.Sprintf("/tenants/%06d/config.json\x00identity", i)
 				meta := fmt.Appendf(nil, `{"version":%d,"etag":"\"%08x\"","expires":"2030-01-01T00:00:00Z"}`, i, i)
-				h := diskHashName(key)
+				h := hashName(key)
 				path := filepath.Join(dir, h[0:2], h[2:4], h)
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 					errs <- err
 					return
 				}
-				if err := os.WriteFile(path, diskFuzzFile(key, meta, body, int64(i)), 0o600); err != nil {
+				if err := os.WriteFile(path, fuzzFile(key, meta, body, int64(i)), 0o600); err != nil {
 					errs <- err
 					return
 				}

@@ -1,0 +1,249 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/edgecdn/edge/cache"
+	"github.com/edgecdn/edge/negotiate"
+)
+
+var (
+	varyAcceptEncoding = []string{"Accept-Encoding"}
+	acceptRangesBytes  = []string{"bytes"}
+)
+
+// serve answers r from obj: negotiate the coding, open the body in it,
+// write the headers, then the body.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *site, p string, obj *cache.Object, res result) {
+	if obj.Meta.Status != http.StatusOK {
+		h.serveNegative(w, obj, res)
+		return
+	}
+	obj, body, res, err := h.open(r, s, p, obj, res)
+	if err != nil {
+		h.openFailed(w, r, s, p, obj, err)
+		return
+	}
+	defer body.Close()
+	h.writeHeaders(w, r, s, p, obj, body, res)
+	h.writeBody(w, r, obj, body)
+}
+
+// offered returns the codings obj can be served in, and whether the
+// response varies by Accept-Encoding.
+func offered(obj *cache.Object) (set negotiate.Set, vary bool) {
+	stored, known := negotiate.ParseContentEncoding(obj.Meta.Coding)
+	switch {
+	case !known:
+		// A coding the edge cannot decode: as stored, to the clients that
+		// accept it.
+		return 0, true
+	case obj.Undecodable() != "":
+		set = negotiate.SetOf(stored)
+	case obj.Meta.Compressible:
+		set = negotiate.All
+	default:
+		set = negotiate.SetOf(stored, negotiate.Identity)
+	}
+	return set, set != negotiate.SetOf(negotiate.Identity)
+}
+
+// open picks the coding for r and opens obj's body in it. A stored body
+// that has gone from the cache is fetched again, once (the fill is
+// coalesced); an object that cannot be had in the chosen coding is sent
+// as stored to a client that accepts the stored coding. It returns the
+// object it opened, which the refetch may have replaced.
+func (h *Handler) open(r *http.Request, s *site, p string, obj *cache.Object, res result) (*cache.Object, cache.Body, result, error) {
+	body, err := h.openChosen(r, obj)
+	if errors.Is(err, cache.ErrNotCached) {
+		// Evicted, or its file was corrupt (the cache logged it).
+		var refetched *cache.Object
+		if refetched, res, err = h.fill(r.Context(), r.RemoteAddr, s, p, nil, obj); err != nil {
+			return obj, cache.Body{}, res, err
+		}
+		obj = refetched
+		body, err = h.openChosen(r, obj)
+	}
+	if errors.Is(err, cache.ErrNoVariant) && negotiate.Accepts(r.Header["Accept-Encoding"], obj.Meta.Coding) {
+		body, err = h.cache.OpenStored(obj)
+	}
+	return obj, body, res, err
+}
+
+// openChosen opens obj's body in the coding negotiated for r.
+func (h *Handler) openChosen(r *http.Request, obj *cache.Object) (cache.Body, error) {
+	set, _ := offered(obj)
+	if set == 0 {
+		return cache.Body{}, cache.ErrNoVariant
+	}
+	coding := negotiate.Identity
+	if _, ranged := r.Header["Range"]; !ranged {
+		coding = negotiate.Choose(r.Header["Accept-Encoding"], set)
+	}
+	// Ranges address the plain bytes; a compressed variant's offsets
+	// would mean nothing to the client.
+	return h.cache.Open(obj, coding)
+}
+
+// writeHeaders sets the response headers of an object response.
+func (h *Handler) writeHeaders(w http.ResponseWriter, r *http.Request, s *site, p string, obj *cache.Object, body cache.Body, res result) {
+	hdr := w.Header()
+	now := h.now()
+	coding, _ := negotiate.ParseContentEncoding(body.Coding)
+	h.metrics.requests[res][coding].Inc()
+	hdr["Cache-Status"] = []string{cacheStatus(res, obj, now)}
+	hdr["Content-Type"] = []string{obj.Meta.ContentType}
+	if tok := contentEncoding(body.Coding); tok != "" {
+		hdr["Content-Encoding"] = []string{tok}
+		if body.Size >= 0 {
+			// ServeContent leaves Content-Length out when Content-Encoding
+			// is set (for handlers that compress on the fly). Our variants
+			// are stored whole, so their length is known; 304s and errors
+			// drop this header again.
+			hdr["Content-Length"] = []string{strconv.FormatInt(body.Size, 10)}
+		}
+	}
+	if _, vary := offered(obj); vary {
+		hdr["Vary"] = varyAcceptEncoding
+	}
+	if body.ETag != "" {
+		hdr["Etag"] = []string{body.ETag}
+	}
+	if rule := s.rule(p); rule != nil && rule.CacheControl != "" {
+		hdr["Cache-Control"] = []string{rule.CacheControl}
+	} else if obj.Meta.CacheControl != "" {
+		hdr["Cache-Control"] = []string{obj.Meta.CacheControl}
+	}
+	hdr["Age"] = []string{strconv.FormatInt(obj.Meta.Age(now), 10)}
+}
+
+// contentEncoding is the Content-Encoding value for a body in coding:
+// none for identity.
+func contentEncoding(coding string) string {
+	if coding == "" || coding == "identity" {
+		return ""
+	}
+	return coding
+}
+
+// writeBody writes body: at once for a plain GET, through
+// http.ServeContent for conditional and Range requests.
+func (h *Handler) writeBody(w http.ResponseWriter, r *http.Request, obj *cache.Object, body cache.Body) {
+	if !unconditional(r.Header) {
+		http.ServeContent(w, r, "", obj.Meta.LastModified, body.ReadSeeker())
+		return
+	}
+	// Nothing for ServeContent to decide: a 200 with the whole body,
+	// written at once (large bodies with sendfile from disk) instead of
+	// through ServeContent's 32 KiB copy loop.
+	hdr := w.Header()
+	if body.Size >= 0 {
+		hdr["Content-Length"] = []string{strconv.FormatInt(body.Size, 10)}
+	} // else still arriving from the origin, length unknown: chunked
+	hdr["Accept-Ranges"] = acceptRangesBytes
+	if lm := obj.Meta.LastModified; !lm.IsZero() && !lm.Equal(time.Unix(0, 0)) {
+		hdr["Last-Modified"] = []string{lm.UTC().Format(http.TimeFormat)}
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	n, err := body.WriteTo(w)
+	coding, _ := negotiate.ParseContentEncoding(body.Coding)
+	h.metrics.bodyBytes[coding].Add(float64(n))
+	if err != nil {
+		// The client went away, or the body broke under us (a large
+		// transfer from the origin cut off). Either way the response must
+		// end as broken, never as a short one that looks complete (as a
+		// chunked one would).
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// unconditional reports whether a request has none of the headers that
+// can make a response other than a plain 200: validators, Range, If-Range.
+func unconditional(h http.Header) bool {
+	for _, k := range [...]string{"If-None-Match", "If-Modified-Since", "Range", "If-Match", "If-Unmodified-Since", "If-Range"} {
+		if _, ok := h[k]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// serveNegative answers from a negative entry: a cached 404 (or 403, sent
+// as 404: the origin's reasons are not the client's business).
+func (h *Handler) serveNegative(w http.ResponseWriter, obj *cache.Object, res result) {
+	now := h.now()
+	hdr := w.Header()
+	hdr["Cache-Status"] = []string{cacheStatus(res, obj, now)}
+	h.metrics.notFound.Inc()
+	hdr["Cache-Control"] = []string{"max-age=" + strconv.FormatInt(max(0, int64(obj.Meta.Expires.Sub(now)/time.Second)), 10)}
+	http.Error(w, http.StatusText(http.StatusNotFound), http.StatusNotFound)
+}
+
+// cacheStatus renders the Cache-Status field (RFC 9211) for a response.
+func cacheStatus(res result, obj *cache.Object, now time.Time) string {
+	ttl := strconv.FormatInt(int64(obj.Meta.Expires.Sub(now)/time.Second), 10)
+	switch res {
+	case resultHit:
+		return "edge; hit; ttl=" + ttl
+	case resultCollapsed:
+		return "edge; fwd=miss; collapsed; stored"
+	case resultRevalidated:
+		return "edge; fwd=stale; fwd-status=304; ttl=" + ttl
+	case resultStale:
+		return "edge; fwd=stale; ttl=" + ttl + "; detail=stale-if-error"
+	case resultRevalidating:
+		return "edge; hit; ttl=" + ttl + "; detail=stale-while-revalidate"
+	case resultPass:
+		return "edge; fwd=miss; detail=no-store"
+	}
+	return "edge; fwd=miss; stored; ttl=" + ttl
+}
+
+// fillFailed answers a request that has no usable copy and whose origin
+// fetch failed: 429 when the client is over its miss limit, 504 when the
+// origin timed out, else 502. The error is logged with the site, key and
+// origin; the client learns nothing of the inside.
+func (h *Handler) fillFailed(w http.ResponseWriter, r *http.Request, s *site, p string, err error) {
+	if errors.Is(err, errTooManyMisses) {
+		w.Header().Set("Retry-After", "1")
+		h.reject(w, http.StatusTooManyRequests)
+		return
+	}
+	if r.Context().Err() == nil {
+		h.errorLog.Error("origin failed: no usable copy to serve", h.failure(s, p, err)...)
+	}
+	status := http.StatusBadGateway
+	if errors.Is(err, context.DeadlineExceeded) {
+		status = http.StatusGatewayTimeout
+	}
+	h.failed(w, status, "origin-error")
+}
+
+// openFailed answers a request whose object is cached but cannot be sent
+// in any coding the client accepts (stored in one it refuses, and not
+// transcodable), or whose body could not be opened: 502. It is logged.
+func (h *Handler) openFailed(w http.ResponseWriter, r *http.Request, s *site, p string, obj *cache.Object, err error) {
+	if errors.Is(err, cache.ErrNoVariant) {
+		h.errorLog.Warn("cannot serve the object in a coding the client accepts",
+			"site", s.CacheNamespace, "path", p, "key", s.key(p), "stored_coding", obj.Meta.Coding,
+			"accept_encoding", r.Header.Get("Accept-Encoding"), "err", err)
+		h.failed(w, http.StatusBadGateway, "no-acceptable-coding")
+		return
+	}
+	h.fillFailed(w, r, s, p, err)
+}
+
+// failed sends an error status for an object request, never cached.
+func (h *Handler) failed(w http.ResponseWriter, status int, detail string) {
+	h.metrics.requests[resultError][negotiate.Identity].Inc()
+	w.Header()["Cache-Status"] = []string{"edge; fwd=miss; detail=" + detail}
+	w.Header()["Cache-Control"] = []string{"no-store"}
+	http.Error(w, http.StatusText(status), status)
+}

@@ -1,0 +1,109 @@
+package edge
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/edgecdn/edge/origin"
+)
+
+// Site is one site the Handler serves.
+type Site struct {
+	// Hosts the site answers (Host header without port, any case). Empty
+	// means the default site, which answers any other host.
+	Hosts []string
+	// Origin holds the site's objects.
+	Origin origin.Origin
+	// CacheNamespace names the site's objects in the cache (see
+	// cacheKey). cmd/edge sets it to the name of the site's first origin
+	// ("s3://bucket/prefix", "dir:/srv/assets"). Empty means
+	// Origin.String().
+	CacheNamespace string
+	// Index is the object served for paths ending in "/". Empty means
+	// DefaultIndex.
+	Index string
+	// TTL, NegativeTTL, StaleWhileRevalidate, StaleIfError: see
+	// SiteConfig. Zero means the defaults.
+	TTL, NegativeTTL, StaleWhileRevalidate, StaleIfError time.Duration
+	// MustServe: see SiteConfig.
+	MustServe []string
+	// Rules apply per path; the first matching prefix wins.
+	Rules []Rule
+}
+
+// site is a Site ready to serve.
+type site struct {
+	Site
+	allDown func() bool // every origin of the site is known down (circuits open)
+}
+
+// downReporter is an Origin that knows when all of its origins are down
+// (origin.Failover).
+type downReporter interface{ AllDown() bool }
+
+func newSite(s Site) (*site, error) {
+	if s.Origin == nil {
+		return nil, errors.New("no origin")
+	}
+	st := &site{Site: s, allDown: func() bool { return false }}
+	if d, ok := s.Origin.(downReporter); ok {
+		st.allDown = d.AllDown
+	}
+	if st.CacheNamespace == "" {
+		st.CacheNamespace = s.Origin.String()
+	}
+	if st.Index == "" {
+		st.Index = DefaultIndex
+	}
+	if st.StaleWhileRevalidate == 0 {
+		st.StaleWhileRevalidate = DefaultStaleWhileRevalidate
+	}
+	if st.StaleIfError == 0 {
+		st.StaleIfError = DefaultStaleIfError
+	}
+	if st.TTL == 0 {
+		st.TTL = DefaultTTL
+	}
+	if st.NegativeTTL == 0 {
+		st.NegativeTTL = DefaultNegativeTTL
+	}
+	return st, nil
+}
+
+// cacheKey is the one place cache keys are made: the site's cache
+// namespace followed by the object's path, "s3://login-assets/prod" +
+// "/widget/v1/login.js". The namespace comes from the site's
+// configuration (its first origin's name), never from the origin at run
+// time, so wrapping an origin or adding replicas behind it keeps every
+// key, while pointing a site at another primary bucket starts a new
+// cache. Keys are stored on disk: changing this function empties every
+// edge's cache at once, so it never changes without a migration.
+func cacheKey(namespace, p string) string { return namespace + p }
+
+// key is the cache key of the object at path p of s.
+func (s *site) key(p string) string { return cacheKey(s.CacheNamespace, p) }
+
+// rule returns the first rule matching p, or nil.
+func (s *site) rule(p string) *Rule {
+	for i := range s.Rules {
+		if strings.HasPrefix(p, s.Rules[i].Prefix) {
+			return &s.Rules[i]
+		}
+	}
+	return nil
+}
+
+// route picks the site for a Host header value.
+func (h *Handler) route(host string) *site {
+	if len(h.hosts) == 0 {
+		return h.def
+	}
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	if s, ok := h.hosts[strings.ToLower(host)]; ok {
+		return s
+	}
+	return h.def
+}
