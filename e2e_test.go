@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,13 +26,14 @@ type s3Edge struct {
 	dir   string
 	h     *Handler
 	cache *cache.Cache
+	logs  *logs
 }
 
 func startS3Edge(t *testing.T) *s3Edge {
 	t.Helper()
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "assets")
-	e := &s3Edge{srv: srv, proxy: s3test.NewFaultProxy(t, srv.Endpoint()), dir: t.TempDir()}
+	e := &s3Edge{srv: srv, proxy: s3test.NewFaultProxy(t, srv.Endpoint()), dir: t.TempDir(), logs: &logs{}}
 	e.open(t)
 	return e
 }
@@ -43,12 +45,12 @@ func (e *s3Edge) open(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := cache.New(cache.Config{Dir: e.dir})
+	c, err := cache.New(cache.Config{Dir: e.dir, Log: slog.New(e.logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	h, err := NewHandler(Options{Cache: c, Sites: []Site{{Origin: o}}})
+	h, err := NewHandler(Options{Cache: c, Sites: []Site{{Origin: o}}, ErrorLog: slog.New(e.logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,5 +198,8 @@ func TestCorruptDiskEntryRefetched(t *testing.T) {
 	}
 	if !strings.Contains(res.Header.Get("Cache-Status"), "fwd=miss") {
 		t.Fatalf("Cache-Status %q: the corrupt copy should have been refetched", res.Header.Get("Cache-Status"))
+	}
+	if len(e.logs.matching("dropped a corrupt cache file")) == 0 {
+		t.Error("the corrupt file was dropped without a log record")
 	}
 }

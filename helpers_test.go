@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,3 +190,43 @@ func text(n int) []byte {
 // waitBackground waits for the handler's background work started so far
 // (revalidations) to finish.
 func waitBackground(h *Handler) { h.background.Wait() }
+
+// logs is a slog.Handler that keeps what it is given, for tests that
+// check what the edge logs.
+type logs struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (l *logs) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logs) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r)
+	return nil
+}
+func (l *logs) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logs) WithGroup(string) slog.Handler      { return l }
+
+// matching returns the records whose message contains s.
+func (l *logs) matching(s string) []slog.Record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []slog.Record
+	for _, r := range l.records {
+		if strings.Contains(r.Message, s) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// attrs returns a record's attributes as strings.
+func attrs(r slog.Record) map[string]string {
+	m := map[string]string{}
+	r.Attrs(func(a slog.Attr) bool {
+		m[a.Key] = a.Value.String()
+		return true
+	})
+	return m
+}

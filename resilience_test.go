@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,13 +28,14 @@ type faultEdge struct {
 	h     *Handler
 	cache *cache.Cache
 	org   *origin.Failover
+	logs  *logs // what the handler and the cache logged
 }
 
 func startFaultEdge(t *testing.T) *faultEdge {
 	t.Helper()
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "assets")
-	e := &faultEdge{srv: srv, proxy: s3test.NewFaultProxy(t, srv.Endpoint()), clock: newClock()}
+	e := &faultEdge{srv: srv, proxy: s3test.NewFaultProxy(t, srv.Endpoint()), clock: newClock(), logs: &logs{}}
 	s3o, err := origin.Parse(context.Background(), e.proxy.OriginURL("assets", "site"))
 	if err != nil {
 		t.Fatal(err)
@@ -44,15 +46,16 @@ func startFaultEdge(t *testing.T) *faultEdge {
 		AttemptTimeout: 300 * time.Millisecond, FailureThreshold: 1000, Backoff: time.Millisecond,
 	})
 	t.Cleanup(e.org.Close)
-	e.cache, err = cache.New(cache.Config{Dir: t.TempDir()})
+	e.cache, err = cache.New(cache.Config{Dir: t.TempDir(), Log: slog.New(e.logs), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.cache.Close() })
 	e.h, err = NewHandler(Options{
-		Cache: e.cache,
-		Sites: []Site{{Origin: e.org, TTL: time.Minute, StaleWhileRevalidate: time.Nanosecond, StaleIfError: time.Hour}},
-		Now:   e.clock.Now,
+		Cache:    e.cache,
+		Sites:    []Site{{Origin: e.org, TTL: time.Minute, StaleWhileRevalidate: time.Nanosecond, StaleIfError: time.Hour}},
+		Now:      e.clock.Now,
+		ErrorLog: slog.New(e.logs),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +122,11 @@ func TestOriginFaults(t *testing.T) {
 			if e.proxy.Faults() == faults {
 				t.Fatal("the fault never reached the proxy")
 			}
+			// Every failure a client saw is in the error log.
+			if tc.status != 404 {
+				mustHaveLogged(t, e.logs, "origin failed: no usable copy to serve", path)
+			}
+			mustHaveLogged(t, e.logs, "origin failed: the cached copy is served meanwhile", "/w.js")
 			if obj := e.cache.Lookup(e.org.String() + path); obj != nil && obj.Meta.Status == http.StatusOK {
 				t.Fatal("a failed fetch left an object in the cache")
 			}
@@ -136,6 +144,59 @@ func TestOriginFaults(t *testing.T) {
 		if got := readBody(t, res); res.StatusCode != 200 || len(got) != 20<<10 {
 			t.Fatalf("u%d after recovery: status %d, %d bytes", i, res.StatusCode, len(got))
 		}
+	}
+}
+
+// mustHaveLogged checks that a record whose message contains msg was
+// logged for the object at path, with the site, the origin and the error.
+func mustHaveLogged(t *testing.T, l *logs, msg, path string) {
+	t.Helper()
+	for _, r := range l.matching(msg) {
+		a := attrs(r)
+		if a["path"] == path && a["site"] != "" && a["origin"] != "" && a["err"] != "" && strings.HasSuffix(a["key"], path) {
+			return
+		}
+	}
+	t.Errorf("no %q record for %s with site, key, origin and error", msg, path)
+}
+
+// TestFailuresLogged: failures nobody is waiting for are logged too
+// (keep-warm, background revalidation), and a failure repeated many
+// times is logged once per interval, with a count.
+func TestFailuresLogged(t *testing.T) {
+	e := startFaultEdge(t)
+	e.srv.Put(t, "assets", "site/t.json", text(2000), s3test.PutOptions{})
+	e.h.sites[0].MustServe = []string{"/must.js"} // not at S3
+	e.h.sites[0].StaleWhileRevalidate = time.Hour
+	e.get(t, "/t.json")
+	e.cache.Wait()
+
+	e.proxy.SetFault(s3test.Fault{Status: 500})
+	// Keep-warm of a path the origin cannot give.
+	e.h.warm(context.Background())
+	mustHaveLogged(t, e.logs, "keep-warm: cannot fetch a must-serve path", "/must.js")
+	// A background revalidation that fails keeps the copy, and says so.
+	e.clock.Advance(2 * time.Minute)
+	if res := e.get(t, "/t.json"); res.StatusCode != 200 {
+		t.Fatal(res.StatusCode)
+	}
+	waitBackground(e.h)
+	mustHaveLogged(t, e.logs, "origin failed: the cached copy is served meanwhile", "/t.json")
+
+	// An outage: 200 requests for one object, one record now...
+	for range 200 {
+		e.get(t, "/gone.js")
+	}
+	if got := len(e.logs.matching("origin failed: no usable copy")); got != 1 {
+		t.Fatalf("%d records for 200 failures within a minute, want 1", got)
+	}
+	// ...and the count of the others once the interval is over, when
+	// the next record comes (or a timer fires).
+	e.clock.Advance(time.Minute)
+	e.get(t, "/gone-too.js")
+	recs := e.logs.matching("origin failed: no usable copy")
+	if len(recs) != 3 || attrs(recs[1])["suppressed"] != "199" {
+		t.Fatalf("after the interval: %d records, last %v; want the count of the 199 others", len(recs), attrs(recs[len(recs)-1]))
 	}
 }
 

@@ -234,6 +234,7 @@ func (h *Handler) openFailed(w http.ResponseWriter, r *http.Request, s *site, p 
 		h.errorLog.Warn("cannot serve the object in a coding the client accepts",
 			"site", s.CacheNamespace, "path", p, "key", s.key(p), "stored_coding", obj.Meta.Coding,
 			"accept_encoding", r.Header.Get("Accept-Encoding"), "err", err)
+		w.Header()["Vary"] = varyAcceptEncoding // another Accept-Encoding gets a 200
 		h.failed(w, http.StatusBadGateway, "no-acceptable-coding")
 		return
 	}

@@ -71,9 +71,11 @@ type Cache struct {
 	dir       string
 	log       *slog.Logger
 	now       func() time.Time
+	fs        disk.FS
 
 	fills       singleflight.Group // per object key: one origin fetch
 	derivations singleflight.Group // per object version and coding: one transcoding
+	deriving    sync.Map           // the same keys: large variants being derived in the background
 	writes      sync.WaitGroup     // fills and derivations in flight, for Close
 
 	diskHits       atomic.Uint64 // memory hits are ristretto's own (striped) count
@@ -100,6 +102,9 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.fs == nil {
+		cfg.fs = disk.OSFS{}
 	}
 	log := lograte.Logger(cfg.Log, logEvery, cfg.Now)
 	d, err := disk.Open(cfg.Dir, disk.Options{MaxBytes: cfg.DiskBytes, FS: cfg.fs, Log: log})
@@ -135,6 +140,7 @@ func New(cfg Config) (*Cache, error) {
 		dir:       cfg.Dir,
 		log:       log,
 		now:       cfg.Now,
+		fs:        cfg.fs,
 	}
 	c.diskState = newDiskHealth(cfg.Now, log)
 	c.diskState.probe(cfg.Dir, cfg.fs)

@@ -45,9 +45,6 @@ func newDiskHealth(now func() time.Time, log *slog.Logger) *diskHealth {
 // mounted with the wrong owner shows at once (in the log and on
 // /healthz?verbose) rather than as a silent memory-only edge.
 func (d *diskHealth) probe(dir string, fsys disk.FS) {
-	if fsys == nil {
-		fsys = disk.OSFS{}
-	}
 	f, err := fsys.CreateTemp(dir, ".probe-*")
 	if err == nil {
 		_, err = f.Write([]byte("edge"))

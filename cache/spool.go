@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
+
+	"github.com/edgecdn/edge/cache/internal/disk"
 )
 
 // spoolPattern names spool files in the cache directory. They are
@@ -25,9 +26,9 @@ type spool struct {
 
 	mu      sync.Mutex
 	changed *sync.Cond
-	f       *os.File // nil when the disk could not take a spool
-	toFile  bool     // writes go to f; false once a write to it failed
-	fileEnd int64    // bytes [0, fileEnd) are in f; the rest in mem
+	f       disk.File // nil when the disk could not take a spool
+	toFile  bool      // writes go to f; false once a write to it failed
+	fileEnd int64     // bytes [0, fileEnd) are in f; the rest in mem
 	mem     []byte
 	written int64
 	done    bool
@@ -39,11 +40,12 @@ func (c *Cache) newSpool(size int64) *spool {
 	sp := &spool{size: size, onDiskError: c.diskState.failed}
 	sp.changed = sync.NewCond(&sp.mu)
 	if c.diskState.allow() {
-		f, err := os.CreateTemp(c.dir, spoolPattern)
+		f, err := c.fs.CreateTemp(c.dir, spoolPattern)
 		if err == nil {
 			// Readers hold the file open through the spool; the name is
-			// not needed, and a crash leaves nothing behind.
-			if err = os.Remove(f.Name()); err != nil {
+			// not needed, and a crash leaves nothing behind. The garbage
+			// collector closes the file after the last reader.
+			if err = c.fs.Remove(f.Name()); err != nil {
 				f.Close()
 			}
 		}
@@ -86,7 +88,7 @@ func (s *spool) Write(p []byte) (int, error) {
 }
 
 // file is the file to write to, or nil.
-func (s *spool) file() *os.File {
+func (s *spool) file() disk.File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.toFile {

@@ -246,7 +246,14 @@ func (c *Cache) derive(obj *Object, src *variant, from, to negotiate.Coding) (*v
 		if obj.Meta.Transient || src.spool != nil {
 			return nil, fmt.Errorf("%w: %q is too large to transcode before it is stored", ErrNoVariant, obj.Key)
 		}
-		c.derivations.DoChan(flight, func() (any, error) { return c.deriveLarge(obj, src, from, to) })
+		if _, busy := c.deriving.LoadOrStore(flight, struct{}{}); !busy {
+			c.writes.Add(1) // before Open returns, so Close waits for it
+			go func() {
+				defer c.writes.Done()
+				defer c.deriving.Delete(flight)
+				c.deriveLarge(obj, src, from, to)
+			}()
+		}
 		return nil, fmt.Errorf("%w: %q: the %s variant is being derived", ErrNoVariant, obj.Key, to)
 	}
 	r, err, _ := c.derivations.Do(flight, func() (any, error) {
@@ -276,16 +283,14 @@ func (c *Cache) derive(obj *Object, src *variant, from, to negotiate.Coding) (*v
 // deriveLarge transcodes a large stored body into coding to, streaming it
 // into the variant's disk file, and attaches the variant to obj. It is
 // skipped while the disk takes no writes: a large variant lives on disk
-// only.
-func (c *Cache) deriveLarge(obj *Object, src *variant, from, to negotiate.Coding) (any, error) {
-	c.writes.Add(1)
-	defer c.writes.Done()
+// only. Failures are logged (deriveFailed).
+func (c *Cache) deriveLarge(obj *Object, src *variant, from, to negotiate.Coding) {
 	if v := c.variant(obj, to.String()); v != nil {
-		return v, nil
+		return
 	}
 	body, err := c.openVariant(obj, src)
 	if err != nil {
-		return nil, err // the stored body went: the next Open refetches
+		return // the stored body went: the next Open refetches
 	}
 	defer body.Close()
 	v := &variant{coding: to.String(), etag: c.variantETag(obj, from, to)}
@@ -295,15 +300,15 @@ func (c *Cache) deriveLarge(obj *Object, src *variant, from, to negotiate.Coding
 	stored, err := c.put(variantKey(obj.Key, v.coding), variantMeta{Meta: obj.Meta, VariantETag: v.etag}, counted, -1)
 	pr.CloseWithError(errors.New("cache: derivation abandoned"))
 	if err != nil {
-		return nil, c.deriveFailed(obj, to, err)
+		c.deriveFailed(obj, to, err)
+		return
 	}
-	if !stored {
-		return nil, fmt.Errorf("%w: the disk cannot hold the %s variant of %q now", ErrNoVariant, to, obj.Key)
+	if stored {
+		// Else the disk cannot hold it now: the stored coding serves.
+		c.deriveCount[to].Add(1)
+		v.size = counted.n
+		c.addVariant(obj, v)
 	}
-	c.deriveCount[to].Add(1)
-	v.size = counted.n
-	c.addVariant(obj, v)
-	return v, nil
 }
 
 type countingReader struct {

@@ -29,7 +29,8 @@ const maxKinds = 10000
 // of each kind per interval. Records dropped are counted, and the count
 // is reported as the attribute "suppressed" on the next record of that
 // kind, or, when none comes, on a copy of the last dropped record once
-// the interval is over (checked as records arrive, and by Flush).
+// the interval is over (checked as records arrive, by a timer while
+// counts are pending, and by Flush).
 type Handler struct {
 	next   slog.Handler
 	prefix string // the kind of this handler's own attributes
@@ -43,6 +44,7 @@ type state struct {
 	mu        sync.Mutex
 	kinds     map[string]*kind
 	nextSweep time.Time
+	timer     *time.Timer // pending while records are dropped: reports them when nothing else comes
 }
 
 type kind struct {
@@ -97,6 +99,10 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	if k != nil && now.Before(k.until) {
 		k.suppressed++
 		k.last = r.Clone()
+		if st.timer == nil {
+			// Report the count even if no record comes to sweep it.
+			st.timer = time.AfterFunc(st.every, func() { h.sweepLater(ctx) })
+		}
 		st.mu.Unlock()
 		return nil
 	}
@@ -128,6 +134,23 @@ func (h *Handler) sweep(ctx context.Context) {
 	due := st.takeDue(now, false)
 	st.mu.Unlock()
 	report(ctx, due)
+}
+
+// sweepLater is the timer's sweep: it reports what is due and, while
+// counts are still pending, comes back after another interval.
+func (h *Handler) sweepLater(ctx context.Context) {
+	st := h.st
+	st.mu.Lock()
+	st.timer = nil
+	due := st.takeDue(st.now(), false)
+	for _, k := range st.kinds {
+		if k.suppressed > 0 {
+			st.timer = time.AfterFunc(st.every, func() { h.sweepLater(ctx) })
+			break
+		}
+	}
+	st.mu.Unlock()
+	report(context.WithoutCancel(ctx), due)
 }
 
 // Flush reports the count of every kind with records dropped, whether or

@@ -121,3 +121,35 @@ func TestLoggerWrapsOnce(t *testing.T) {
 	}
 	Logger(nil, time.Second, nil).Error("discarded") // must not panic
 }
+
+// notify is a capture that also signals each record.
+type notify struct {
+	capture
+	got chan struct{}
+}
+
+func (n *notify) Handle(ctx context.Context, r slog.Record) error {
+	n.capture.Handle(ctx, r)
+	n.got <- struct{}{}
+	return nil
+}
+
+// TestCountReportedWithoutAnotherRecord: when a failure stops, the count
+// of its dropped records still reaches the log, by a timer.
+func TestCountReportedWithoutAnotherRecord(t *testing.T) {
+	sink := &notify{got: make(chan struct{}, 10)}
+	log := slog.New(New(sink, 20*time.Millisecond, nil))
+	for range 5 {
+		log.Error("origin failed", "key", "/a.js")
+	}
+	<-sink.got // the first
+	select {
+	case <-sink.got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the count was never reported")
+	}
+	got := sink.take()
+	if n := suppressed(got[len(got)-1]); n != 4 {
+		t.Fatalf("reported %d dropped, want 4", n)
+	}
+}

@@ -22,10 +22,12 @@ type FS interface {
 	MkdirAll(path string, perm fs.FileMode) error
 }
 
-// File is a file being written by a Store: what *os.File offers.
+// File is a file being written: what *os.File offers. (ReaderAt is for
+// the cache's spools, which are read while they are written.)
 type File interface {
 	io.Writer
 	io.WriterAt
+	io.ReaderAt
 	io.Closer
 	Name() string
 }
