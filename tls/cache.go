@@ -44,7 +44,7 @@ const accountKey = "acme_account+key"
 
 // tokenKey and alpnKey are autocert's cache keys of challenge answers.
 func httpTokenKey(token string) string { return token + "+http-01" }
-func alpnKey(name string) string        { return name + "+token" }
+func alpnKey(name string) string       { return name + "+token" }
 
 // encodeCert returns c as autocert stores it: the private key, then the
 // chain, in PEM. The key never goes anywhere else (no log, no error).
