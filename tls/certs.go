@@ -2,6 +2,7 @@ package tls
 
 import (
 	"crypto/tls"
+	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -11,7 +12,8 @@ import (
 // TLS-ALPN-01 challenge goes to ACME first). A client that sends no SNI
 // gets the first static certificate, else the first ACME domain's. Any
 // other name fails the handshake: nothing but ACME's own domains ever
-// starts an order. Either part may be nil.
+// starts an order. An IP address as SNI counts as none. Either part may
+// be nil.
 type Certificates struct {
 	Static *Static
 	ACME   *ACME
@@ -22,6 +24,11 @@ func (c *Certificates) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certific
 	name, err := normalizeName(hello.ServerName)
 	if err != nil {
 		return nil, errUnknownName
+	}
+	if net.ParseIP(name) != nil {
+		// RFC 6066 §3 forbids IP literals in SNI, but OpenSSL clients
+		// connecting to an address send one: that is no SNI.
+		name = ""
 	}
 	isChallenge := len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == ACMETLS1Protocol
 	if c.ACME != nil && isChallenge {
