@@ -23,6 +23,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -74,7 +75,7 @@ const (
 	scMemory         = "memory"
 )
 
-var allScenarios = []string{scHitSmall, scHitWidget, scHitWidgetPlain, scHit404, scStampede, scStampedeSmall, scMemory}
+var allScenarios = []string{scHitSmall, scHitWidget, scHitWidgetPlain, scHit404, scStampede, scStampedeSmall, scMemory, scHTTPSHitSmall, scHTTPSHandshake, scHTTPSResumed}
 
 // quickSkips are the scenarios -quick leaves out unless asked for.
 var quickSkips = []string{scHit404, scStampedeSmall}
@@ -269,6 +270,7 @@ type bench struct {
 	corpus  *corpus
 	wrk     *wrk
 	res     *results
+	roots   *x509.CertPool // trusts the HTTPS scenarios' certificate
 }
 
 // cleanup stops every process the run started and removes its files.
@@ -346,6 +348,9 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.env = &env{root: root, tmp: b.tmp, edgeBin: edgeBin, origin: b.origin.addr(), cpu: cfg.serverCPU, procs: b.procs, isRoot: os.Geteuid() == 0}
+	if b.env.certFile, b.env.keyFile, b.roots, err = writeBenchCert(b.tmp); err != nil {
+		return err
+	}
 	b.res.Meta = collectMeta(ctx, root, edgeBin, b.corpus, cfg, pinned)
 
 	// Hits and the stampede share one instance of each server.
@@ -380,6 +385,13 @@ func (b *bench) run(ctx context.Context) error {
 				}
 			}
 		}
+		for _, sc := range []string{scHTTPSHandshake, scHTTPSResumed} {
+			if cfg.has(sc) {
+				if err := b.runHandshakes(ctx, sc, servers, running); err != nil {
+					return err
+				}
+			}
+		}
 		if err := b.runProfiles(ctx, running); err != nil {
 			return err
 		}
@@ -403,13 +415,15 @@ type hitScenario struct {
 	path      string
 	headers   []string
 	expect404 bool
+	https     bool // over keep-alive HTTPS, on the servers that terminate TLS
 }
 
 var hitScenarios = []hitScenario{
-	{scHitSmall, "1. Hit, small: the tenant config (1 KiB JSON), browser Accept-Encoding", "1 KiB config, browser AE", pathConfig, []string{"Accept-Encoding: " + acceptBrowser}, false},
-	{scHitWidget, "2a. Hit, widget (175 KB JS), browser Accept-Encoding: served compressed", "widget, browser AE", pathWidget, []string{"Accept-Encoding: " + acceptBrowser}, false},
-	{scHitWidgetPlain, "2b. Hit, widget, no Accept-Encoding: served plain", "widget, no AE", pathWidget, nil, false},
-	{scHit404, "Hit, 404: a missing path, negatively cached", "404", pathMissing, []string{"Accept-Encoding: " + acceptBrowser}, true},
+	{scHitSmall, "1. Hit, small: the tenant config (1 KiB JSON), browser Accept-Encoding", "1 KiB config, browser AE", pathConfig, []string{"Accept-Encoding: " + acceptBrowser}, false, false},
+	{scHitWidget, "2a. Hit, widget (175 KB JS), browser Accept-Encoding: served compressed", "widget, browser AE", pathWidget, []string{"Accept-Encoding: " + acceptBrowser}, false, false},
+	{scHitWidgetPlain, "2b. Hit, widget, no Accept-Encoding: served plain", "widget, no AE", pathWidget, nil, false, false},
+	{scHit404, "Hit, 404: a missing path, negatively cached", "404", pathMissing, []string{"Accept-Encoding: " + acceptBrowser}, true, false},
+	{scHTTPSHitSmall, "1h. Hit, small, over keep-alive HTTPS (TLS 1.3, same certificate and suites)", "1 KiB config, HTTPS", pathConfig, []string{"Accept-Encoding: " + acceptBrowser}, false, true},
 }
 
 // order rotates the servers for run i (A B C, B C A, C A B, ...) so that
@@ -425,6 +439,19 @@ func order(servers []string, i int) []string {
 
 func (b *bench) runHit(ctx context.Context, sc hitScenario, servers []string, running map[string]*server) error {
 	cfg := b.cfg
+	if sc.https {
+		// The same servers, through their HTTPS listeners.
+		var tlsServers []string
+		tlsRunning := map[string]*server{}
+		for _, name := range servers {
+			if s := running[name]; s.tlsAddr != "" {
+				c := *s
+				c.addr, c.scheme = s.tlsAddr, "https"
+				tlsServers, tlsRunning[name] = append(tlsServers, name), &c
+			}
+		}
+		servers, running = tlsServers, tlsRunning
+	}
 	b.logf("%s: warm-up %s per server", sc.id, cfg.warmup)
 	for _, name := range servers {
 		if _, err := b.wrk.run(ctx, running[name], b.origin, sc.path, cfg.conns, max(cfg.warmup, time.Second), sc.headers, sc.expect404); err != nil {

@@ -25,6 +25,7 @@ type results struct {
 	Hits     map[string]map[string][]*measurement    // scenario → server → runs
 	Stampede map[string]map[string][]*stampedeResult // scenario → server → runs
 	Memory   map[string][]*memoryResult
+	TLS      map[string]map[string][]*tlsRun // scenario → server → runs
 	Profiles []*profileResult
 }
 
@@ -36,6 +37,7 @@ func newResults(cfg *config) *results {
 		Hits:     map[string]map[string][]*measurement{},
 		Stampede: map[string]map[string][]*stampedeResult{},
 		Memory:   map[string][]*memoryResult{},
+		TLS:      map[string]map[string][]*tlsRun{},
 	}
 	for _, sc := range hitScenarios {
 		r.Hits[sc.id] = map[string][]*measurement{}
@@ -436,6 +438,8 @@ func (r *results) markdown(full bool, chart string) string {
 		}
 		b.WriteString("\n")
 	}
+
+	b.WriteString(r.tlsMarkdown())
 
 	if len(r.Memory) > 0 {
 		fmt.Fprintf(&b, "## 4. Memory\n\nA fresh server caches %d objects of %s (incompressible, `application/octet-stream`), %s in all, "+

@@ -39,11 +39,14 @@ const (
 
 // server is one running server under test.
 type server struct {
-	name  string
-	addr  string // host:port of its HTTP listener
-	admin string // edge only: its admin listener (pprof)
-	proc  *process
-	dir   string
+	name string
+	addr string // host:port of its HTTP listener
+	// tlsAddr is its HTTPS listener (edge and nginx), same certificate.
+	tlsAddr string
+	scheme  string // "" means http
+	admin   string // edge only: its admin listener (pprof)
+	proc    *process
+	dir     string
 	// cached reports whether a response was a cache hit, by the server's
 	// own header.
 	cached func(http.Header) bool
@@ -53,7 +56,12 @@ type server struct {
 // manager and child, the edge.
 func (s *server) pids() []int { return descendants(s.proc.pid()) }
 
-func (s *server) url(path string) string { return "http://" + s.addr + path }
+func (s *server) url(path string) string {
+	if s.scheme != "" {
+		return s.scheme + "://" + s.addr + path
+	}
+	return "http://" + s.addr + path
+}
 
 // env is what the harness knows to start servers: where things are.
 type env struct {
@@ -65,6 +73,9 @@ type env struct {
 	procs    *procs
 	isRoot   bool
 	versions map[string]string
+	// certFile and keyFile are the HTTPS scenarios' ECDSA P-256
+	// certificate, served by the edge and nginx alike.
+	certFile, keyFile string
 }
 
 // freePort returns a port on 127.0.0.1 that was free a moment ago.
@@ -93,6 +104,11 @@ func (e *env) startServer(ctx context.Context, name string) (*server, error) {
 		return nil, err
 	}
 	s := &server{name: name, addr: addr, dir: dir}
+	if name == nameEdge || name == nameNginx {
+		if s.tlsAddr, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
 	switch name {
 	case nameEdge:
 		err = e.startEdge(s)
@@ -133,7 +149,8 @@ func (e *env) startEdge(s *server) error {
 		"-http", s.addr, "-admin", admin,
 		"-origin", originURL,
 		"-cache-dir", filepath.Join(s.dir, "cache"),
-		"-mem", strconv.Itoa(memBytes), "-disk", strconv.Itoa(diskBytes))
+		"-mem", strconv.Itoa(memBytes), "-disk", strconv.Itoa(diskBytes),
+		"-https", s.tlsAddr, "-tls-cert", e.certFile, "-tls-key", e.keyFile)
 	return err
 }
 
@@ -152,6 +169,10 @@ func (e *env) startNginx(s *server) error {
 		"Origin":    e.origin,
 		"Bucket":    bucket,
 		"DiskBytes": strconv.Itoa(diskBytes),
+		"TLSListen": s.tlsAddr,
+		"CertFile":  e.certFile,
+		"KeyFile":   e.keyFile,
+		"Ciphers":   nginxCiphers,
 	})
 	if err != nil {
 		return err

@@ -2,10 +2,10 @@ package origin
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/url"
 	"strings"
+
+	"github.com/edgecdn/edge/internal/s3client"
 )
 
 // Parse builds an Origin from a spec as given on the command line or in the
@@ -18,22 +18,13 @@ import (
 func Parse(ctx context.Context, spec string) (Origin, error) {
 	switch {
 	case strings.HasPrefix(spec, "s3://"):
-		u, err := url.Parse(spec)
+		u, err := s3client.ParseURL(spec)
 		if err != nil {
-			// *url.Error repeats the whole spec; keep only the reason.
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			return nil, fmt.Errorf("origin %q: %w", redactUserinfo(spec), err)
+			return nil, fmt.Errorf("origin %q: %w", s3client.Redact(spec), err)
 		}
 		o, err := NewS3(ctx, u)
 		if err != nil {
-			name := spec
-			if _, hasPassword := u.User.Password(); hasPassword {
-				name = u.Redacted()
-			}
-			return nil, fmt.Errorf("origin %q: %w", name, err)
+			return nil, fmt.Errorf("origin %q: %w", s3client.Redact(spec), err)
 		}
 		return o, nil
 	case strings.HasPrefix(spec, "dir:"):
@@ -48,15 +39,4 @@ func Parse(ctx context.Context, spec string) (Origin, error) {
 		return o, nil
 	}
 	return nil, fmt.Errorf("origin %q: unknown scheme (want s3://BUCKET[/PREFIX] or dir:PATH)", spec)
-}
-
-// redactUserinfo hides anything before an "@" in the authority of a URL
-// that url.Parse could not parse, in case it is a secret.
-func redactUserinfo(spec string) string {
-	rest := strings.TrimPrefix(spec, "s3://")
-	auth, _, _ := strings.Cut(rest, "/")
-	if i := strings.LastIndex(auth, "@"); i >= 0 {
-		return "s3://xxxxx" + rest[i:]
-	}
-	return spec
 }

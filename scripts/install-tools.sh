@@ -5,8 +5,9 @@
 #
 #   versitygw  S3-compatible server (posix backend) for origin and edge tests;
 #              internal/s3test starts it.
-#
-# Later: pebble (ACME test CA) for the tls package, installed the same way.
+#   pebble     Let's Encrypt's ACME test CA for the tls package and cmd/edge;
+#              internal/pebbletest starts it. Its test certificates
+#              (test/certs/) come with the module, in the module cache.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,7 +39,7 @@ install() {
 }
 
 install versitygw github.com/versity/versitygw/cmd/versitygw github.com/versity/versitygw v1.8.0
-# install pebble github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2 vX.Y.Z
+install pebble github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2 v2.10.1
 
 # dig (Debian's bind9-dnsutils) for dnsgeo's over-the-wire tests: installed
 # with apt when missing and we are root; otherwise those cases skip.

@@ -32,6 +32,7 @@ import (
 	"github.com/edgecdn/edge"
 	"github.com/edgecdn/edge/cache"
 	"github.com/edgecdn/edge/origin"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // demo is the bundled demo site served when no origin is given.
@@ -70,6 +71,7 @@ type options struct {
 	fetchTimeout        time.Duration
 	shutdownTimeout     time.Duration
 	version             bool
+	tls                 tlsOptions // HTTPS flags: tls.go
 }
 
 // onLoopback reports whether a listen address binds loopback only.
@@ -140,6 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.fetchTimeout, "fetch-timeout", edge.DefaultFetchTimeout, "bound on one origin fetch, body included")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	o.tls.register(fs) // HTTPS flags: tls.go
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: edge [flags]\n\nServes objects from S3 or a directory through a memory and disk cache.\nWith no -origin and no -config it serves a bundled demo site.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -159,6 +162,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.cacheDir == "" {
 		return nil, errors.New("-cache-dir: empty")
 	}
+	if err := o.tls.validate(); err != nil { // HTTPS flags: tls.go
+		return nil, err
+	}
 	if o.adminTokenFile == "" && !onLoopback(o.adminAddr) {
 		return nil, fmt.Errorf("-admin %s is not on loopback: give -admin-token-file, or keep it on 127.0.0.1", o.adminAddr)
 	}
@@ -168,6 +174,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 // hooks let tests follow run. Nil fields are skipped.
 type hooks struct {
 	ready        func(httpAddr, adminAddr net.Addr) // serving
+	httpsReady   func(httpsAddr net.Addr)           // serving HTTPS (-https), before ready
 	shuttingDown func()                             // listeners closed, in-flight requests still running
 }
 
@@ -221,6 +228,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	if o.accessLog {
 		accessLog = slog.New(slog.NewJSONHandler(stdout, nil))
 	}
+	// HTTPS (tls.go): certificates and ticket keys report through the
+	// handler's registry and /healthz?verbose.
+	reg := prometheus.NewRegistry()
+	tside, err := setupTLS(ctx, &o.tls, o.cacheDir, reg, log)
+	if err != nil {
+		c.Close()
+		fmt.Fprintf(stderr, "edge: %v\n", err)
+		return 2
+	}
+	var components []edge.Component
+	if tside != nil {
+		components = append(components, tside.component())
+	}
 	h, err := edge.NewHandler(edge.Options{
 		Cache:           c,
 		Sites:           sites,
@@ -228,6 +248,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 		ErrorLog:        log,
 		FetchTimeout:    o.fetchTimeout,
 		MissConcurrency: o.missConcurrency,
+		Registry:        reg,
+		Components:      components,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "edge: %v\n", err)
@@ -235,7 +257,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	}
 
 	public := &http.Server{
-		Handler:           h,
+		Handler:           tside.plainHandler(h), // ACME HTTP-01, -redirect-https (tls.go)
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Long enough for a slow mobile client to take a large object;
@@ -262,9 +284,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 		return 1
 	}
 	h.KeepWarm(keepWarmInterval)
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	go func() { errc <- public.Serve(pl) }()
 	go func() { errc <- admin.Serve(al) }()
+	if err := tside.serve(ctx, h, errc); err != nil { // HTTPS and HTTP/3 (tls.go)
+		fmt.Fprintf(stderr, "edge: %v\n", err)
+		public.Close()
+		admin.Close()
+		h.Close()
+		c.Close()
+		return 1
+	}
+	if tside != nil && hk.httpsReady != nil {
+		hk.httpsReady(tside.addr)
+	}
 	for _, s := range sites {
 		if len(s.MustServe) == 0 {
 			log.Warn("site has no must-serve paths: /healthz cannot tell whether it can serve; set -must-serve or must_serve", "origin", s.Origin.String(), "hosts", s.Hosts)
@@ -292,6 +325,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	if err := public.Shutdown(sctx); err != nil {
 		log.Warn("edge: in-flight requests cut off", "err", err)
 	}
+	tside.shutdown(sctx) // HTTPS and HTTP/3 (tls.go)
 	if err := admin.Shutdown(sctx); err != nil {
 		log.Warn("edge: admin requests cut off", "err", err)
 	}

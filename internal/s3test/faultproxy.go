@@ -47,6 +47,13 @@ type FaultProxy struct {
 	mu    sync.Mutex
 	fault Fault
 	gets  map[string]int64 // GETs per URL path
+	seen  []seenRequest    // every request, for Seen
+}
+
+// seenRequest is what Seen reports of a request.
+type seenRequest struct {
+	method, path string
+	header       http.Header
 }
 
 // Fault says how the proxy breaks requests. The zero value passes requests
@@ -172,6 +179,21 @@ func (p *FaultProxy) GetsFor(pathSubstring string) int64 {
 	return n
 }
 
+// Seen returns the headers of the requests with this method whose URL
+// path contains pathSubstring, in the order they arrived, faulted ones
+// included: what the client sent, as S3 would receive it.
+func (p *FaultProxy) Seen(method, pathSubstring string) []http.Header {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []http.Header
+	for _, r := range p.seen {
+		if r.method == method && strings.Contains(r.path, pathSubstring) {
+			out = append(out, r.header)
+		}
+	}
+	return out
+}
+
 // Close stops the proxy; held requests give up. Close is idempotent and
 // also runs at the test's cleanup.
 func (p *FaultProxy) Close() {
@@ -206,6 +228,7 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		p.gets[path]++
 	}
+	p.seen = append(p.seen, seenRequest{r.Method, path, r.Header.Clone()})
 	p.mu.Unlock()
 
 	if !f.active() || (f.Only != "" && !strings.Contains(path, f.Only)) {
