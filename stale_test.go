@@ -206,3 +206,32 @@ func TestRestartKeepsFreshness(t *testing.T) {
 		t.Fatalf("origin requests after restart %d, want 1 (the conditional one)", got)
 	}
 }
+
+// TestCloseStopsBackgroundWork: Close cancels a background revalidation
+// that is waiting on the origin, and keep-warm, and waits for them; after
+// it, stale requests are still answered but start no background work.
+func TestCloseStopsBackgroundWork(t *testing.T) {
+	te := newTestEdge(t, Site{TTL: time.Minute, StaleWhileRevalidate: time.Hour, MustServe: []string{"/t.json"}}, cache.Config{})
+	te.org.put("/t.json", memObject{body: text(2000)})
+	te.get(t, "GET", "/t.json")
+	te.cache.Wait()
+	te.h.KeepWarm(time.Hour) // one pass now (a hit: nothing to do), then idle
+
+	te.org.gate = make(chan struct{})
+	te.org.entered = make(chan struct{})
+	te.clock.Advance(2 * time.Minute)
+	if res := te.get(t, "GET", "/t.json"); !strings.Contains(res.Header.Get("Cache-Status"), "stale-while-revalidate") {
+		t.Fatalf("Cache-Status %q", res.Header.Get("Cache-Status"))
+	}
+	<-te.org.entered // the revalidation waits on the origin
+	te.h.Close()     // returns although the origin never answers
+	gets := te.org.gets.Load()
+	te.clock.Advance(time.Minute)
+	if res := te.get(t, "GET", "/t.json"); res.StatusCode != 200 {
+		t.Fatalf("after Close: status %d", res.StatusCode)
+	}
+	if n := te.org.gets.Load(); n != gets {
+		t.Errorf("a request after Close started %d background fetches", n-gets)
+	}
+	close(te.org.gate)
+}

@@ -182,6 +182,18 @@ func (c *Cache) Lookup(key string) *Object {
 	return obj
 }
 
+// setVersion puts obj in the memory tier in place of whatever version of
+// its key is there. ristretto applies a Set of a key it has not admitted
+// yet asynchronously, and drops a second such Set of the same key: two
+// versions set in quick succession (a streamed body, then its commit)
+// would leave the first in memory. A Del first is applied in order
+// before the Set, so the newest version wins. Meanwhile lookups read the
+// object's record from disk.
+func (c *Cache) setVersion(obj *Object) {
+	c.mem.Del(obj.Key)
+	c.mem.Set(obj.Key, obj, obj.cost())
+}
+
 // Delete drops key and every variant it has, in any coding, from both
 // tiers.
 func (c *Cache) Delete(key string) {
@@ -193,9 +205,14 @@ func (c *Cache) Delete(key string) {
 	}
 }
 
-// Wait blocks until pending memory-tier writes are applied (ristretto
-// applies Sets asynchronously). For tests and benchmarks.
-func (c *Cache) Wait() { c.mem.Wait() }
+// Wait blocks until the fills and derivations in flight have finished
+// writing and pending memory-tier writes are applied (ristretto applies
+// Sets asynchronously). For tests and benchmarks: call it while no new
+// requests arrive.
+func (c *Cache) Wait() {
+	c.writes.Wait()
+	c.mem.Wait()
+}
 
 // Stats is a snapshot of the cache's counters.
 type Stats struct {

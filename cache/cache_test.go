@@ -338,3 +338,20 @@ func TestUnknownLengthBody(t *testing.T) {
 		}
 	}
 }
+
+// TestNewestVersionInMemory: versions of one key stored in quick
+// succession leave the newest in memory (ristretto drops the second Set
+// of a key it has not admitted yet; see setVersion).
+func TestNewestVersionInMemory(t *testing.T) {
+	tc := newTestCache(t, Config{MaxMemoryObject: 2 << 10})
+	for i := range 200 {
+		key := "/k" + strings.Repeat("x", i)
+		v1, v2 := text(1000+i), text(3000+i) // v2 streams: spool, then commit
+		tc.fill(t, key, response(v1, "", int64(len(v1))))
+		last := tc.fill(t, key, response(v2, "", int64(len(v2))))
+		tc.Wait()
+		if got := tc.Lookup(key); got.Meta.Version != last.Meta.Version || got.Streaming() || got.find("identity").spool != nil {
+			t.Fatalf("%s: memory holds version %d (spool %v), want the committed %d", key, got.Meta.Version, got.find("identity").spool != nil, last.Meta.Version)
+		}
+	}
+}

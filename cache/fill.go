@@ -167,7 +167,7 @@ func (c *Cache) replace(obj *Object, v *variant) {
 	if c.putVariant(obj, v, bytes.NewReader(v.body), v.size) {
 		c.putRecord(obj)
 	}
-	c.mem.Set(obj.Key, obj, obj.cost())
+	c.setVersion(obj)
 	if old != nil {
 		c.dropVariantFiles(obj.Key, old.Meta.Coding, v.coding)
 	}
@@ -204,7 +204,7 @@ func (c *Cache) refresh(held *Object, meta Meta) *Object {
 	obj := newObject(held.Key, m, *held.variants.Load())
 	if !m.Transient {
 		c.putRecord(obj)
-		c.mem.Set(obj.Key, obj, obj.cost())
+		c.setVersion(obj)
 	}
 	return obj
 }
@@ -218,7 +218,7 @@ func (c *Cache) storeNegative(key string, meta Meta) *Object {
 	obj := newObject(key, meta, nil)
 	old := c.Lookup(key)
 	c.putRecord(obj)
-	c.mem.Set(key, obj, obj.cost())
+	c.setVersion(obj)
 	if old != nil {
 		c.dropVariantFiles(key, old.Meta.Coding, "")
 	}
@@ -243,7 +243,7 @@ func (c *Cache) storeStreaming(key string, meta Meta, body io.ReadCloser) (*Obje
 			previous = storedCoding(&old.Meta)
 		}
 		// New requests follow the spool too until it is committed.
-		c.mem.Set(key, obj, obj.cost())
+		c.setVersion(obj)
 	}
 	c.writes.Add(1)
 	go func() {
@@ -280,7 +280,7 @@ func (c *Cache) commitSpool(streamed *Object, v *variant, size int64, previous s
 		return
 	}
 	c.putRecord(obj)
-	c.mem.Set(obj.Key, obj, obj.cost())
+	c.setVersion(obj)
 	if previous != "" {
 		c.dropVariantFiles(obj.Key, previous, final.coding)
 	}
