@@ -230,3 +230,6 @@ func attrs(r slog.Record) map[string]string {
 	})
 	return m
 }
+
+// newTestLogger is a logger into l.
+func newTestLogger(l *logs) *slog.Logger { return slog.New(l) }
