@@ -29,8 +29,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *site, p strin
 		return
 	}
 	defer body.Close()
-	h.writeHeaders(w, r, s, p, obj, body, res)
-	h.writeBody(w, r, obj, body)
+	coding, _ := negotiate.ParseContentEncoding(body.Coding) // identity for codings the edge does not know, in metrics
+	h.writeHeaders(w, s, p, obj, body, coding, res)
+	h.writeBody(w, r, obj, body, coding)
 }
 
 // offered returns the codings obj can be served in, and whether the
@@ -90,10 +91,9 @@ func (h *Handler) openChosen(r *http.Request, obj *cache.Object) (cache.Body, er
 }
 
 // writeHeaders sets the response headers of an object response.
-func (h *Handler) writeHeaders(w http.ResponseWriter, r *http.Request, s *site, p string, obj *cache.Object, body cache.Body, res result) {
+func (h *Handler) writeHeaders(w http.ResponseWriter, s *site, p string, obj *cache.Object, body cache.Body, coding negotiate.Coding, res result) {
 	hdr := w.Header()
 	now := h.now()
-	coding, _ := negotiate.ParseContentEncoding(body.Coding)
 	h.metrics.requests[res][coding].Inc()
 	hdr["Cache-Status"] = []string{cacheStatus(res, obj, now)}
 	hdr["Content-Type"] = []string{obj.Meta.ContentType}
@@ -132,7 +132,7 @@ func contentEncoding(coding string) string {
 
 // writeBody writes body: at once for a plain GET, through
 // http.ServeContent for conditional and Range requests.
-func (h *Handler) writeBody(w http.ResponseWriter, r *http.Request, obj *cache.Object, body cache.Body) {
+func (h *Handler) writeBody(w http.ResponseWriter, r *http.Request, obj *cache.Object, body cache.Body, coding negotiate.Coding) {
 	if !unconditional(r.Header) {
 		http.ServeContent(w, r, "", obj.Meta.LastModified, body.ReadSeeker())
 		return
@@ -153,7 +153,6 @@ func (h *Handler) writeBody(w http.ResponseWriter, r *http.Request, obj *cache.O
 		return
 	}
 	n, err := body.WriteTo(w)
-	coding, _ := negotiate.ParseContentEncoding(body.Coding)
 	h.metrics.bodyBytes[coding].Add(float64(n))
 	if err != nil {
 		// The client went away, or the body broke under us (a large

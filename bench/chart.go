@@ -18,6 +18,7 @@ import (
 // serverColors are the servers' colours in every panel.
 var serverColors = map[string]color.Color{
 	nameEdge:    color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	nameEdgeLog: color.RGBA{R: 0x9e, G: 0xc9, B: 0xe8, A: 0xff},
 	nameNginx:   color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 	nameVarnish: color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
 }

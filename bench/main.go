@@ -93,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.originLatency, "origin-latency", 50*time.Millisecond, "latency the origin adds to each request during the stampede")
 	memTotal := fs.String("mem-total", "", "bytes of objects cached in the memory scenario (default 1GiB; 256MiB with -quick)")
 	fs.IntVar(&c.memObject, "mem-object", 256<<10, "size of each object in the memory scenario, in bytes")
-	servers := fs.String("servers", "edge,nginx,varnish", "servers to compare (edge, nginx, varnish)")
+	servers := fs.String("servers", "edge,edge-log,nginx,varnish", "servers to compare (edge, edge-log: the edge with -access-log, nginx, varnish)")
 	scenarios := fs.String("scenarios", "", "scenarios to run, comma-separated (default all; -quick leaves out "+strings.Join(quickSkips, " and ")+"): "+strings.Join(allScenarios, ", "))
 	fs.StringVar(&c.outDir, "out", "", "directory for the report and chart (default bench/results under the module root)")
 	fs.BoolVar(&c.install, "install", true, "install missing peers and wrk with apt-get (root only)")
@@ -163,8 +163,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-profile %q: auto, always or never", c.profile)
 	}
 	for _, s := range splitList(*servers) {
-		if s != nameEdge && s != nameNginx && s != nameVarnish {
-			return nil, fmt.Errorf("-servers: unknown server %q (edge, nginx, varnish)", s)
+		if s != nameEdge && s != nameEdgeLog && s != nameNginx && s != nameVarnish {
+			return nil, fmt.Errorf("-servers: unknown server %q (edge, edge-log, nginx, varnish)", s)
 		}
 		if !slices.Contains(c.servers, s) {
 			c.servers = append(c.servers, s)
@@ -304,7 +304,7 @@ func (b *bench) run(ctx context.Context) error {
 	b.res = newResults(cfg)
 	var servers []string
 	for _, s := range cfg.servers {
-		bin := map[string]string{nameEdge: "", nameNginx: "nginx", nameVarnish: "varnishd"}[s]
+		bin := map[string]string{nameEdge: "", nameEdgeLog: "", nameNginx: "nginx", nameVarnish: "varnishd"}[s]
 		if bin != "" && slices.Contains(missing, bin) {
 			b.res.Skipped[s] = bin + " is not installed"
 			b.logf("skipping %s: %s is not installed", s, bin)

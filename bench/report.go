@@ -395,6 +395,10 @@ func (r *results) markdown(full bool, chart string) string {
 						peer, e.cpu.med/p.cpu.med, e.rps.med/p.rps.med, e.p99.med/p.p99.med)
 				}
 			}
+			if l, ok := stats[nameEdgeLog]; ok {
+				fmt.Fprintf(&b, "- **access log on / off** (edge-log / edge): CPU per request %.2f× (%s vs %s CPU-s per 100k requests)\n",
+					l.cpu.med/e.cpu.med, fmt.Sprintf("%.3f", l.cpu.med), fmt.Sprintf("%.3f", e.cpu.med))
+			}
 			b.WriteString("\n")
 		}
 	}

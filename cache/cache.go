@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +77,9 @@ type Cache struct {
 	fills       singleflight.Group // per object key: one origin fetch
 	derivations singleflight.Group // per object version and coding: one transcoding
 	deriving    sync.Map           // the same keys: large variants being derived in the background
-	writes      sync.WaitGroup     // fills and derivations in flight, for Close
+	// largeDerivations bounds the large variants transcoded at once.
+	largeDerivations chan struct{}
+	writes           sync.WaitGroup // fills and derivations in flight, for Close
 
 	diskHits       atomic.Uint64 // memory hits are ristretto's own (striped) count
 	deriveCount    [negotiate.NumCodings]atomic.Uint64
@@ -141,6 +144,8 @@ func New(cfg Config) (*Cache, error) {
 		log:       log,
 		now:       cfg.Now,
 		fs:        cfg.fs,
+
+		largeDerivations: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 	}
 	c.diskState = newDiskHealth(cfg.Now, log)
 	c.diskState.probe(cfg.Dir, cfg.fs)
@@ -183,15 +188,18 @@ func (c *Cache) Lookup(key string) *Object {
 }
 
 // setVersion puts obj in the memory tier in place of whatever version of
-// its key is there. ristretto applies a Set of a key it has not admitted
-// yet asynchronously, and drops a second such Set of the same key: two
-// versions set in quick succession (a streamed body, then its commit)
-// would leave the first in memory. A Del first is applied in order
-// before the Set, so the newest version wins. Meanwhile lookups read the
-// object's record from disk.
+// its key is there, before returning. ristretto applies a Set of a key it
+// has not admitted yet asynchronously, and drops a second such Set of the
+// same key: two versions set in quick succession (a streamed body, then
+// its commit) would leave the first in memory. A Del first is applied in
+// order before the Set, so the newest version wins; waiting for it means
+// a request that comes after the fill finds the object in memory, which
+// matters when the disk cannot hold it (degraded): it would fetch again.
+// It runs inside a fill, so requests meanwhile wait for the fill.
 func (c *Cache) setVersion(obj *Object) {
 	c.mem.Del(obj.Key)
 	c.mem.Set(obj.Key, obj, obj.cost())
+	c.mem.Wait()
 }
 
 // Delete drops key and every variant it has, in any coding, from both

@@ -251,6 +251,10 @@ func (c *Cache) derive(obj *Object, src *variant, from, to negotiate.Coding) (*v
 			go func() {
 				defer c.writes.Done()
 				defer c.deriving.Delete(flight)
+				// At most half the cores transcode large bodies at once:
+				// a release of many large files must not starve hits.
+				c.largeDerivations <- struct{}{}
+				defer func() { <-c.largeDerivations }()
 				c.deriveLarge(obj, src, from, to)
 			}()
 		}
