@@ -21,14 +21,18 @@ var errTooManyMisses = errors.New("edge: too many concurrent misses from one cli
 // origin is known down; else one fill from the origin.
 func (h *Handler) lookup(r *http.Request, s *site, p string) (*cache.Object, result, error) {
 	obj := h.cache.Lookup(s.key(p))
+	if obj == nil {
+		return h.fill(r.Context(), r.RemoteAddr, s, p, nil, nil)
+	}
 	now := h.now()
+	w := s.window(p, &obj.Meta)
 	switch {
-	case obj != nil && obj.Meta.Fresh(now):
+	case w.fresh(now):
 		return obj, resultHit, nil
-	case obj != nil && obj.Meta.Revalidating(now):
+	case w.revalidating(now):
 		h.revalidate(s, p, obj)
 		return obj, resultRevalidating, nil
-	case obj != nil && obj.Meta.Usable(now) && s.allDown():
+	case w.usable(now) && s.allDown():
 		// Every origin is known down: do not make the client wait for a
 		// timeout to learn what we already know.
 		return obj, resultStale, nil
@@ -66,7 +70,7 @@ func (h *Handler) fill(ctx context.Context, client string, s *site, p string, st
 		obj, _, err = h.cache.Fill(ctx, key, h.fetchTimeout, fetch)
 	}
 	switch {
-	case err != nil && stale != nil && stale.Meta.Usable(h.now()) && ctx.Err() == nil && !errors.Is(err, errTooManyMisses):
+	case err != nil && stale != nil && s.window(p, &stale.Meta).usable(h.now()) && ctx.Err() == nil && !errors.Is(err, errTooManyMisses):
 		h.errorLog.Warn("origin failed: the cached copy is served meanwhile (stale-if-error)", h.failure(s, p, err)...)
 		return stale, resultStale, nil
 	case err != nil:
@@ -112,7 +116,7 @@ func (h *Handler) fetch(ctx context.Context, s *site, p string, stale, broken *c
 	now := h.now()
 	// A fill that finished just before this one began has the answer
 	// (groupcache's Group.load makes the same check).
-	if cur := h.cache.Lookup(s.key(p)); cur != nil && cur.Meta.Fresh(now) && (broken == nil || cur.Meta.Version != broken.Meta.Version) {
+	if cur := h.cache.Lookup(s.key(p)); cur != nil && s.window(p, &cur.Meta).fresh(now) && (broken == nil || cur.Meta.Version != broken.Meta.Version) {
 		return &cache.Response{Current: cur}, nil
 	}
 	var cond origin.Conditions
@@ -127,10 +131,8 @@ func (h *Handler) fetch(ctx context.Context, s *site, p string, stale, broken *c
 		h.metrics.originReqs.WithLabelValues(s.CacheNamespace, "ok").Inc()
 	case errors.Is(err, origin.ErrNotModified) && stale != nil:
 		h.metrics.originReqs.WithLabelValues(s.CacheNamespace, "not_modified").Inc()
-		f := h.freshness(s, p, parseCacheControl(stale.Meta.CacheControl))
 		meta := stale.Meta
-		meta.Fetched, meta.Expires = now, now.Add(f.ttl)
-		meta.StaleWhileRevalidate, meta.StaleIfError = f.swr, f.sie
+		meta.Fetched, meta.Origin = now, originFreshness(parseCacheControl(stale.Meta.CacheControl))
 		return &cache.Response{Confirmed: stale, Meta: meta}, nil
 	case errors.Is(err, origin.ErrNotFound), errors.Is(err, origin.ErrForbidden):
 		status, label := http.StatusNotFound, "not_found"
@@ -142,29 +144,26 @@ func (h *Handler) fetch(ctx context.Context, s *site, p string, stale, broken *c
 		// misconfigured replica or prefix answers 404: neither may wipe a
 		// good copy. A usable copy keeps being served (stale-if-error);
 		// objects are removed on purpose by purging them.
-		if stale != nil && stale.Meta.Status == http.StatusOK && stale.Meta.Usable(now) {
+		if stale != nil && stale.Meta.Status == http.StatusOK && s.window(p, &stale.Meta).usable(now) {
 			return nil, err
 		}
-		return &cache.Response{Meta: cache.Meta{Status: status, Fetched: now, Expires: now.Add(s.NegativeTTL), StaleIfError: s.StaleIfError}}, nil
+		return &cache.Response{Meta: cache.Meta{Status: status, Fetched: now, Origin: &cache.OriginFreshness{}}}, nil
 	default:
 		h.metrics.originReqs.WithLabelValues(s.CacheNamespace, "error").Inc()
 		return nil, err
 	}
 	cc := parseCacheControl(o.CacheControl)
-	f := h.freshness(s, p, cc)
 	ct := negotiate.ContentType(o.ContentType, p)
 	meta := cache.Meta{
-		Status:               http.StatusOK,
-		ContentType:          ct,
-		Coding:               strings.ToLower(strings.TrimSpace(o.ContentEncoding)),
-		ETag:                 o.ETag,
-		LastModified:         o.LastModified,
-		CacheControl:         o.CacheControl,
-		Size:                 o.Size,
-		Fetched:              now,
-		Expires:              now.Add(f.ttl),
-		StaleWhileRevalidate: f.swr,
-		StaleIfError:         f.sie,
+		Status:       http.StatusOK,
+		ContentType:  ct,
+		Coding:       strings.ToLower(strings.TrimSpace(o.ContentEncoding)),
+		ETag:         o.ETag,
+		LastModified: o.LastModified,
+		CacheControl: o.CacheControl,
+		Size:         o.Size,
+		Fetched:      now,
+		Origin:       originFreshness(cc),
 	}
 	if stored, known := negotiate.ParseContentEncoding(o.ContentEncoding); known {
 		// The cache names variants by coding: "identity", "gzip", ...

@@ -68,17 +68,21 @@ func (h *Handler) Health() Health {
 		for _, p := range s.MustServe {
 			ph := PathHealth{Site: s.CacheNamespace, Path: p}
 			obj := h.cache.Lookup(s.key(p))
+			var win window
+			if obj != nil {
+				win = s.window(p, &obj.Meta)
+			}
 			switch {
 			case obj == nil:
 				ph.State = "not cached"
 			case obj.Meta.Status != http.StatusOK:
 				ph.State = fmt.Sprintf("origin answered %d", obj.Meta.Status)
-			case obj.Meta.Fresh(now):
+			case win.fresh(now):
 				ph.OK, ph.State = true, "fresh"
-			case obj.Meta.Usable(now):
-				ph.OK, ph.State = true, fmt.Sprintf("stale for %s, within stale-if-error", now.Sub(obj.Meta.Expires).Round(time.Second))
+			case win.usable(now):
+				ph.OK, ph.State = true, fmt.Sprintf("stale for %s, within stale-if-error", now.Sub(win.expires).Round(time.Second))
 			default:
-				ph.State = fmt.Sprintf("stale for %s, past stale-if-error", now.Sub(obj.Meta.Expires).Round(time.Second))
+				ph.State = fmt.Sprintf("stale for %s, past stale-if-error", now.Sub(win.expires).Round(time.Second))
 			}
 			hl.OK = hl.OK && ph.OK
 			hl.Paths = append(hl.Paths, ph)
@@ -185,7 +189,7 @@ func (h *Handler) warm(ctx context.Context) {
 	for _, s := range h.sites {
 		for _, p := range s.MustServe {
 			obj := h.cache.Lookup(s.key(p))
-			if obj != nil && obj.Meta.Fresh(now) {
+			if obj != nil && s.window(p, &obj.Meta).fresh(now) {
 				continue
 			}
 			// An origin failure with the copy still usable is logged by fill.

@@ -20,7 +20,7 @@ var (
 // write the headers, then the body.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *site, p string, obj *cache.Object, res result) {
 	if obj.Meta.Status != http.StatusOK {
-		h.serveNegative(w, obj, res)
+		h.serveNegative(w, s, p, obj, res)
 		return
 	}
 	obj, body, res, err := h.open(r, s, p, obj, res)
@@ -95,7 +95,7 @@ func (h *Handler) writeHeaders(w http.ResponseWriter, s *site, p string, obj *ca
 	hdr := w.Header()
 	now := h.now()
 	h.metrics.requests[res][coding].Inc()
-	hdr["Cache-Status"] = []string{cacheStatus(res, obj, now)}
+	hdr["Cache-Status"] = []string{cacheStatus(res, s.window(p, &obj.Meta), now)}
 	hdr["Content-Type"] = []string{obj.Meta.ContentType}
 	if tok := contentEncoding(body.Coding); tok != "" {
 		hdr["Content-Encoding"] = []string{tok}
@@ -176,18 +176,19 @@ func unconditional(h http.Header) bool {
 
 // serveNegative answers from a negative entry: a cached 404 (or 403, sent
 // as 404: the origin's reasons are not the client's business).
-func (h *Handler) serveNegative(w http.ResponseWriter, obj *cache.Object, res result) {
+func (h *Handler) serveNegative(w http.ResponseWriter, s *site, p string, obj *cache.Object, res result) {
 	now := h.now()
 	hdr := w.Header()
-	hdr["Cache-Status"] = []string{cacheStatus(res, obj, now)}
+	win := s.window(p, &obj.Meta)
+	hdr["Cache-Status"] = []string{cacheStatus(res, win, now)}
 	h.metrics.notFound.Inc()
-	hdr["Cache-Control"] = []string{"max-age=" + strconv.FormatInt(max(0, int64(obj.Meta.Expires.Sub(now)/time.Second)), 10)}
+	hdr["Cache-Control"] = []string{"max-age=" + strconv.FormatInt(max(0, win.ttl(now)), 10)}
 	http.Error(w, http.StatusText(http.StatusNotFound), http.StatusNotFound)
 }
 
 // cacheStatus renders the Cache-Status field (RFC 9211) for a response.
-func cacheStatus(res result, obj *cache.Object, now time.Time) string {
-	ttl := strconv.FormatInt(int64(obj.Meta.Expires.Sub(now)/time.Second), 10)
+func cacheStatus(res result, win window, now time.Time) string {
+	ttl := strconv.FormatInt(win.ttl(now), 10)
 	switch res {
 	case resultHit:
 		return "edge; hit; ttl=" + ttl

@@ -235,3 +235,36 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 	}
 	close(te.org.gate)
 }
+
+// TestConfigChangeAppliesToCachedObjects: the windows that come from the
+// edge's configuration are applied when an object is served, not frozen
+// when it was stored: after a restart with a shorter stale-if-error, or a
+// longer TTL, objects cached before follow the new values.
+func TestConfigChangeAppliesToCachedObjects(t *testing.T) {
+	dir := t.TempDir()
+	te := newTestEdge(t, Site{TTL: time.Minute, StaleIfError: 24 * time.Hour}, cache.Config{Dir: dir})
+	te.org.put("/a.js", memObject{body: text(3000)})
+	te.org.put("/b.js", memObject{body: text(3000)})
+	te.get(t, "GET", "/a.js")
+	te.get(t, "GET", "/b.js")
+	te.cache.Close()
+	start := te.clock.Now()
+
+	// Restarted with stale-if-error 90s: three minutes after the fetch
+	// (two past expiry) the copy is no longer servable when S3 fails.
+	te = newTestEdge(t, Site{TTL: time.Minute, StaleIfError: 90 * time.Second}, cache.Config{Dir: dir})
+	te.org.down.Store(true)
+	te.clock.Set(start.Add(3 * time.Minute))
+	if res := te.get(t, "GET", "/a.js"); res.StatusCode != 502 {
+		t.Fatalf("past the new stale-if-error: status %d, Cache-Status %q", res.StatusCode, res.Header.Get("Cache-Status"))
+	}
+	te.cache.Close()
+
+	// Restarted with a TTL of 10m: the copy is fresh again.
+	te = newTestEdge(t, Site{TTL: 10 * time.Minute}, cache.Config{Dir: dir})
+	te.org.down.Store(true)
+	te.clock.Set(start.Add(3 * time.Minute))
+	if res := te.get(t, "GET", "/b.js"); res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Cache-Status"), "edge; hit; ttl=420") {
+		t.Fatalf("with the longer TTL: status %d, Cache-Status %q", res.StatusCode, res.Header.Get("Cache-Status"))
+	}
+}

@@ -189,15 +189,15 @@ func TestDiskFaultsNeverFailAFill(t *testing.T) {
 			tc.Wait()
 			held := tc.Lookup("/a.js")
 			meta := held.Meta
-			meta.Expires = meta.Expires.Add(time.Hour)
+			meta.Fetched = meta.Fetched.Add(time.Hour)
 			refreshed, _, err := tc.Fill(context.Background(), "/a.js", time.Minute, func(context.Context) (*Response, error) {
 				return &Response{Confirmed: held, Meta: meta}, nil
 			})
-			if err != nil || !refreshed.Meta.Expires.Equal(meta.Expires) {
+			if err != nil || !refreshed.Meta.Fetched.Equal(meta.Fetched) {
 				t.Fatalf("refresh: %v", err)
 			}
 			tc.Wait()
-			if got := tc.Lookup("/a.js"); !got.Meta.Expires.Equal(meta.Expires) {
+			if got := tc.Lookup("/a.js"); !got.Meta.Fetched.Equal(meta.Fetched) {
 				t.Fatal("the refreshed freshness was not kept in memory")
 			}
 

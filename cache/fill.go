@@ -191,13 +191,13 @@ func (c *Cache) putRecord(obj *Object) {
 }
 
 // refresh records that the origin confirmed held's version: it caches and
-// returns a copy of held with meta's freshness, keeping held's variants,
-// which stay valid. The new freshness holds in memory even when the disk
-// cannot take it, so a full disk never makes every request revalidate.
+// returns a copy of held with meta's freshness (Fetched and Origin),
+// keeping held's variants, which stay valid. The new freshness holds in
+// memory even when the disk cannot take it, so a full disk never makes
+// every request revalidate.
 func (c *Cache) refresh(held *Object, meta Meta) *Object {
 	m := held.Meta
-	m.Fetched, m.Expires = meta.Fetched, meta.Expires
-	m.StaleWhileRevalidate, m.StaleIfError = meta.StaleWhileRevalidate, meta.StaleIfError
+	m.Fetched, m.Origin, m.Legacy = meta.Fetched, meta.Origin, nil
 	if r := held.undecodable.Load(); r != nil {
 		m.Undecodable = *r
 	}

@@ -190,7 +190,7 @@ func (tc *testCache) reopen(t testing.TB, cfg Config) *testCache {
 func response(body []byte, coding string, size int64) *Response {
 	return &Response{
 		Meta: Meta{Status: 200, ContentType: "text/javascript", Coding: coding, ETag: `"v1"`, Size: size,
-			Expires: time.Now().Add(time.Hour), Compressible: true},
+			Fetched: time.Now(), Origin: &OriginFreshness{}, Compressible: true},
 		Body: io.NopCloser(bytes.NewReader(body)),
 	}
 }

@@ -25,13 +25,16 @@ type Meta struct {
 	// Response gives the length the origin announced, or -1 for unknown.
 	Size    int64     `json:"size"`
 	Fetched time.Time `json:"fetched"` // when the origin last gave or confirmed this version
-	Expires time.Time `json:"expires"` // end of freshness
-	// StaleWhileRevalidate is how long after Expires the copy may still be
-	// served at once while one background revalidation runs (RFC 5861).
-	StaleWhileRevalidate time.Duration `json:"swr,omitempty"`
-	// StaleIfError is how long after Expires the copy may be served when
-	// the origin fails (RFC 5861).
-	StaleIfError time.Duration `json:"sie,omitempty"`
+	// Origin is what the origin said about how long this version may be
+	// used. The edge's own defaults (site, rule, flags) are not stored:
+	// the caller applies them when it serves the object, so a change of
+	// configuration applies to what is already cached. Nil only in
+	// records written before it existed; see Legacy.
+	Origin *OriginFreshness `json:"origin,omitempty"`
+	// Legacy holds the windows of a record written before Origin
+	// existed, computed then with the configuration of the time: used
+	// until the object is next revalidated, which writes Origin.
+	Legacy *LegacyFreshness `json:"-"`
 	// Version tells this stored version from any other of the same key,
 	// so a variant file left from an older version is never served. Fill
 	// sets it.
@@ -50,18 +53,36 @@ type Meta struct {
 	Transient bool `json:"-"`
 }
 
-// Fresh reports whether the entry is fresh at now.
-func (m *Meta) Fresh(now time.Time) bool { return now.Before(m.Expires) }
-
-// Revalidating reports whether, at now, the entry is expired but within
-// its stale-while-revalidate window.
-func (m *Meta) Revalidating(now time.Time) bool {
-	return !m.Fresh(now) && now.Before(m.Expires.Add(m.StaleWhileRevalidate))
+// OriginFreshness is what an origin said about how long an answer may be
+// used, as a shared cache reads it (RFC 9111, RFC 5861). A field whose
+// Has is false was not said: the edge's configuration decides it.
+type OriginFreshness struct {
+	// TTL is the freshness lifetime: s-maxage, else max-age; 0 for
+	// no-cache (revalidate before every use).
+	TTL    time.Duration `json:"ttl,omitempty"`
+	HasTTL bool          `json:"hasTTL,omitempty"`
+	// StaleWhileRevalidate and StaleIfError are the RFC 5861 windows
+	// after the lifetime.
+	StaleWhileRevalidate    time.Duration `json:"swr,omitempty"`
+	HasStaleWhileRevalidate bool          `json:"hasSWR,omitempty"`
+	StaleIfError            time.Duration `json:"sie,omitempty"`
+	HasStaleIfError         bool          `json:"hasSIE,omitempty"`
 }
 
-// Usable reports whether the entry may be served at now when the origin
-// fails: fresh, or within its stale-if-error window.
-func (m *Meta) Usable(now time.Time) bool { return now.Before(m.Expires.Add(m.StaleIfError)) }
+// LegacyFreshness is how records written before OriginFreshness existed
+// stored freshness: the end of it, and the stale windows after it.
+type LegacyFreshness struct {
+	Expires              time.Time
+	StaleWhileRevalidate time.Duration
+	StaleIfError         time.Duration
+}
+
+// legacyRecord is the part of an old record that LegacyFreshness reads.
+type legacyRecord struct {
+	Expires time.Time     `json:"expires"`
+	SWR     time.Duration `json:"swr"`
+	SIE     time.Duration `json:"sie"`
+}
 
 // Age is how long ago the origin last gave or confirmed this version
 // (RFC 9111 §5.1), in whole seconds, never negative.
@@ -138,8 +159,17 @@ type variantMeta struct {
 
 func decodeMeta(raw []byte) (Meta, error) {
 	var m Meta
-	err := json.Unmarshal(raw, &m)
-	return m, err
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, err
+	}
+	if m.Origin == nil {
+		var old legacyRecord
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return m, err
+		}
+		m.Legacy = &LegacyFreshness{Expires: old.Expires, StaleWhileRevalidate: old.SWR, StaleIfError: old.SIE}
+	}
+	return m, nil
 }
 
 // variantKey names a variant's disk file. NUL cannot occur in an object
