@@ -134,20 +134,23 @@ func (h *Handler) fetch(ctx context.Context, s *site, p string, stale, broken *c
 		meta := stale.Meta
 		meta.Fetched, meta.Origin = now, originFreshness(parseCacheControl(stale.Meta.CacheControl))
 		return &cache.Response{Confirmed: stale, Meta: meta}, nil
-	case errors.Is(err, origin.ErrNotFound), errors.Is(err, origin.ErrForbidden):
-		status, label := http.StatusNotFound, "not_found"
-		if errors.Is(err, origin.ErrForbidden) {
-			status, label = http.StatusForbidden, "forbidden"
-		}
-		h.metrics.originReqs.WithLabelValues(s.CacheNamespace, label).Inc()
-		// S3 answers 403 to everything when credentials break, and a
-		// misconfigured replica or prefix answers 404: neither may wipe a
-		// good copy. A usable copy keeps being served (stale-if-error);
+	case errors.Is(err, origin.ErrNotFound):
+		h.metrics.originReqs.WithLabelValues(s.CacheNamespace, "not_found").Inc()
+		// A misconfigured replica or prefix answers 404: it may not wipe
+		// a good copy. A usable copy keeps being served (stale-if-error);
 		// objects are removed on purpose by purging them.
 		if stale != nil && stale.Meta.Status == http.StatusOK && s.window(p, &stale.Meta).usable(now) {
 			return nil, err
 		}
-		return &cache.Response{Meta: cache.Meta{Status: status, Fetched: now, Origin: &cache.OriginFreshness{}}}, nil
+		return &cache.Response{Meta: cache.Meta{Status: http.StatusNotFound, Fetched: now, Origin: &cache.OriginFreshness{}}}, nil
+	case errors.Is(err, origin.ErrForbidden):
+		// S3 answers 403 to everything when the credentials are wrong,
+		// expired or lack s3:GetObject: a failure of the origin, like a
+		// 5xx (a stale copy is served, else a 502), never a cached 404.
+		// (Without s3:ListBucket S3 also answers 403 for missing keys:
+		// grant it, so that 404 means 404.)
+		h.metrics.originReqs.WithLabelValues(s.CacheNamespace, "forbidden").Inc()
+		return nil, err
 	default:
 		h.metrics.originReqs.WithLabelValues(s.CacheNamespace, "error").Inc()
 		return nil, err

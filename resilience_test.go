@@ -90,9 +90,9 @@ func TestOriginFaults(t *testing.T) {
 	}{
 		{"500 InternalError", s3test.Fault{Status: 500}, 502},
 		{"503 SlowDown", s3test.Fault{Status: 503, Code: "SlowDown"}, 502},
-		// S3's 403 for a key the edge never had is cached briefly as a
-		// negative answer (404 to the client), like a 404.
-		{"403 for everything", s3test.Fault{Status: 403}, 404},
+		// S3 refuses everything with broken credentials: a failure, never
+		// a 404 (see TestWrongCredentialsAreOriginFailures).
+		{"403 for everything", s3test.Fault{Status: 403}, 502},
 		{"connection refused", s3test.Fault{Refuse: true}, 502},
 		{"body cut mid-stream", s3test.Fault{CutBodyAfter: 5000}, 502},
 		{"Content-Length too long", s3test.Fault{WrongLength: 30 << 10}, 502},
@@ -123,9 +123,7 @@ func TestOriginFaults(t *testing.T) {
 				t.Fatal("the fault never reached the proxy")
 			}
 			// Every failure a client saw is in the error log.
-			if tc.status != 404 {
-				mustHaveLogged(t, e.logs, "origin failed: no usable copy to serve", path)
-			}
+			mustHaveLogged(t, e.logs, "origin failed: no usable copy to serve", path)
 			mustHaveLogged(t, e.logs, "origin failed: the cached copy is served meanwhile", "/w.js")
 			if obj := e.cache.Lookup(e.org.String() + path); obj != nil && obj.Meta.Status == http.StatusOK {
 				t.Fatal("a failed fetch left an object in the cache")
@@ -144,6 +142,95 @@ func TestOriginFaults(t *testing.T) {
 		if got := readBody(t, res); res.StatusCode != 200 || len(got) != 20<<10 {
 			t.Fatalf("u%d after recovery: status %d, %d bytes", i, res.StatusCode, len(got))
 		}
+	}
+}
+
+// TestWrongCredentialsAreOriginFailures: credentials S3 refuses (a wrong
+// secret, an unknown access key, an expired token, a policy without
+// s3:GetObject) are failures of the origin: they count against its
+// circuit, a cached copy keeps being served, an uncached object gets a
+// 502 (never a 404 that browsers and the cache would keep), and they are
+// logged. Only S3's NoSuchKey is a 404. The first two cases use real
+// wrong credentials against the real S3 server.
+func TestWrongCredentialsAreOriginFailures(t *testing.T) {
+	e := startFaultEdge(t)
+	good := text(8000)
+	e.srv.Put(t, "assets", "site/w.js", good, s3test.PutOptions{ContentType: "text/javascript"})
+	e.srv.Put(t, "assets", "site/u.js", text(8000), s3test.PutOptions{ContentType: "text/javascript"})
+	if res := e.get(t, "/w.js"); res.StatusCode != 200 {
+		t.Fatal(res.StatusCode)
+	}
+	e.cache.Wait()
+	for _, tc := range []struct {
+		name      string
+		keyID     string // AWS_ACCESS_KEY_ID for a new origin; "" keeps the right ones
+		secret    string
+		fault     s3test.Fault
+		wantInLog string
+	}{
+		{name: "wrong secret", secret: "not-the-secret", wantInLog: "SignatureDoesNotMatch"},
+		// AWS answers 403 InvalidAccessKeyId; versitygw answers 404
+		// XAdminUserNotFound, which is no "no such key" either.
+		{name: "unknown access key", keyID: "NOSUCHKEY", secret: "x", wantInLog: "XAdminUserNotFound"},
+		{name: "InvalidAccessKeyId", fault: s3test.Fault{Status: 403, Code: "InvalidAccessKeyId"}, wantInLog: "InvalidAccessKeyId"},
+		{name: "expired token", fault: s3test.Fault{Status: 400, Code: "ExpiredToken"}, wantInLog: "ExpiredToken"},
+		{name: "access denied", fault: s3test.Fault{Status: 403, Code: "AccessDenied"}, wantInLog: "AccessDenied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			org := e.org
+			if tc.secret != "" {
+				if tc.keyID != "" {
+					t.Setenv("AWS_ACCESS_KEY_ID", tc.keyID)
+				}
+				t.Setenv("AWS_SECRET_ACCESS_KEY", tc.secret)
+				s3o, err := origin.Parse(context.Background(), e.proxy.OriginURL("assets", "site"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				org = origin.NewFailover([]origin.Origin{s3o}, origin.FailoverConfig{FailureThreshold: 1000, Backoff: time.Millisecond})
+				t.Cleanup(org.Close)
+			}
+			e.proxy.SetFault(tc.fault)
+			defer e.proxy.SetFault(s3test.Fault{})
+			h, err := NewHandler(Options{Cache: e.cache, Now: e.clock.Now, ErrorLog: slog.New(e.logs), Sites: []Site{{
+				Origin: org, CacheNamespace: e.org.String(),
+				TTL: time.Minute, StaleWhileRevalidate: time.Nanosecond, StaleIfError: time.Hour}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			e.clock.Advance(2 * time.Minute) // the cached copy is expired
+			gets := e.proxy.GetsFor("w.js")
+
+			res := serve(h, "GET", "/w.js")
+			if res.StatusCode != 200 || !strings.Contains(res.Header.Get("Cache-Status"), "stale-if-error") || !bytes.Equal(readBody(t, res), good) {
+				t.Fatalf("cached object: status %d, Cache-Status %q", res.StatusCode, res.Header.Get("Cache-Status"))
+			}
+			if e.proxy.GetsFor("w.js") == gets {
+				t.Fatal("S3 was not asked")
+			}
+			for range 2 { // not a cached 404 either time
+				if res := serve(h, "GET", "/u.js"); res.StatusCode != 502 {
+					t.Fatalf("uncached object: status %d, want 502", res.StatusCode)
+				}
+			}
+			if st := org.States()[0]; st.ConsecutiveFailures == 0 {
+				t.Error("the failures did not count against the origin's circuit")
+			}
+			found := false
+			for _, r := range e.logs.matching("origin failed") {
+				if strings.Contains(attrs(r)["err"], tc.wantInLog) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no logged origin failure mentions %s", tc.wantInLog)
+			}
+		})
+	}
+	// NoSuchKey, with the right credentials, is a 404.
+	if res := e.get(t, "/missing.js"); res.StatusCode != 404 {
+		t.Fatalf("missing key: status %d, want 404", res.StatusCode)
 	}
 }
 

@@ -101,10 +101,17 @@ func (o *FS) object(name string, f fs.File, cond Conditions) (*Object, error) {
 	}, nil
 }
 
-// etag returns the strong ETag of the file name with info fi.
+// etag returns the strong ETag of the file name with info fi: its inode,
+// size and modification time, as nginx does (with the inode, since
+// modification times tick in jiffies: two files written in the same
+// few milliseconds with the same size would otherwise share one).
 func (o *FS) etag(name string, fi fs.FileInfo) (string, error) {
 	if mt := fi.ModTime(); !mt.IsZero() {
-		return `"` + strconv.FormatInt(fi.Size(), 36) + "-" + strconv.FormatInt(mt.UnixNano(), 36) + `"`, nil
+		tag := strconv.FormatInt(fi.Size(), 36) + "-" + strconv.FormatInt(mt.UnixNano(), 36)
+		if ino := inode(fi); ino != 0 {
+			tag = strconv.FormatUint(ino, 36) + "-" + tag
+		}
+		return `"` + tag + `"`, nil
 	}
 	if v, ok := o.hashes.Load(name); ok {
 		return v.(string), nil

@@ -129,8 +129,13 @@ func classifyS3Error(err error) error {
 	case http.StatusForbidden:
 		return fmt.Errorf("%w: %w", ErrForbidden, err)
 	case http.StatusNotFound:
+		// Only "no such key" is a missing object. A missing bucket, or a
+		// server that answers 404 for an unknown access key (versitygw's
+		// XAdminUserNotFound, where AWS says 403 InvalidAccessKeyId), is
+		// a broken origin, not a cacheable 404. A HEAD's error has no
+		// body, so no code.
 		var ae smithy.APIError
-		if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket" {
+		if errors.As(err, &ae) && ae.ErrorCode() != "NoSuchKey" && ae.ErrorCode() != "NotFound" && ae.ErrorCode() != "" {
 			return err
 		}
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
