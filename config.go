@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,24 +60,35 @@ type SiteConfig struct {
 	// index.html.
 	Index string `yaml:"index"`
 	// TTL is how long an object stays fresh when neither its origin
-	// Cache-Control nor a rule says. Default 5m.
-	TTL Duration `yaml:"ttl"`
+	// Cache-Control nor a rule says. Unset means -ttl (default 5m); 0
+	// means revalidate before every use.
+	TTL *Duration `yaml:"ttl"`
 	// NegativeTTL is how long a 404 from the origin is cached, so scans
-	// for missing paths do not reach S3. Default 10s.
-	NegativeTTL Duration `yaml:"negative_ttl"`
+	// for missing paths do not reach S3. Unset means -negative-ttl
+	// (default 10s); 0 means not at all.
+	NegativeTTL *Duration `yaml:"negative_ttl"`
 	// StaleWhileRevalidate is how long after expiry a copy is still
 	// served at once while one background request revalidates it, when
-	// the origin's Cache-Control has no stale-while-revalidate. Default 1m.
-	StaleWhileRevalidate Duration `yaml:"stale_while_revalidate"`
+	// the origin's Cache-Control has no stale-while-revalidate. Unset
+	// means -stale-while-revalidate (default 1m); 0 means never.
+	StaleWhileRevalidate *Duration `yaml:"stale_while_revalidate"`
 	// StaleIfError is how long after expiry a copy is served when the
 	// origin fails, when the origin's Cache-Control has no stale-if-error.
-	// Default 24h.
-	StaleIfError Duration `yaml:"stale_if_error"`
+	// Unset means -stale-if-error (default 24h); 0 means never.
+	StaleIfError *Duration `yaml:"stale_if_error"`
 	// MustServe lists paths this site must be able to serve (the current
 	// widget, a tenant config): /healthz fails while any of them has no
 	// usable copy, so DNS and load balancers take the edge out. The edge
 	// keeps them cached and fresh in the background.
 	MustServe []string `yaml:"must_serve"`
+	// CORS lets pages on other origins read the site's responses; a
+	// rule's cors replaces it for its paths. See CORS.
+	CORS *CORS `yaml:"cors"`
+	// Headers are set on every response of the site (304s and errors
+	// included), after the origin's; a rule's are set after these.
+	Headers map[string]string `yaml:"headers"`
+	// RemoveHeaders are taken off the origin's responses.
+	RemoveHeaders []string `yaml:"remove_headers"`
 	// Rules apply per path; the first whose prefix matches wins.
 	Rules []Rule `yaml:"rules"`
 }
@@ -94,28 +108,57 @@ type Rule struct {
 	// CacheControl is sent to browsers instead of the origin's.
 	CacheControl string `yaml:"cache_control"`
 	// TTL is the edge's freshness for these paths when the origin's
-	// Cache-Control sets none. Zero means the site's TTL.
-	TTL Duration `yaml:"ttl"`
+	// Cache-Control sets none. Unset means the site's; 0 means
+	// revalidate before every use.
+	TTL *Duration `yaml:"ttl"`
 	// StaleWhileRevalidate and StaleIfError override the site's for
-	// these paths when the origin sets none. Zero means the site's.
-	StaleWhileRevalidate Duration `yaml:"stale_while_revalidate"`
-	StaleIfError         Duration `yaml:"stale_if_error"`
+	// these paths when the origin sets none. Unset means the site's; 0
+	// means never.
+	StaleWhileRevalidate *Duration `yaml:"stale_while_revalidate"`
+	StaleIfError         *Duration `yaml:"stale_if_error"`
+	// CORS, when set, replaces the site's for these paths.
+	CORS *CORS `yaml:"cors"`
+	// Headers are set on every response under the prefix (304s and
+	// errors included), after the site's: Timing-Allow-Origin: "*",
+	// X-Content-Type-Options: nosniff. A Vary here adds to the edge's.
+	Headers map[string]string `yaml:"headers"`
+	// RemoveHeaders are taken off the origin's responses under the
+	// prefix, beside the site's.
+	RemoveHeaders []string `yaml:"remove_headers"`
 }
 
 // Duration is a time.Duration written as "90s", "5m", "24h" in YAML.
 type Duration time.Duration
 
-// UnmarshalYAML accepts Go duration strings.
+// DurationOf returns a pointer to d as a Duration, for the optional
+// fields of Rule and SiteConfig.
+func DurationOf(d time.Duration) *Duration {
+	v := Duration(d)
+	return &v
+}
+
+// UnmarshalYAML accepts Go duration strings that are not negative.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
+	v, err := ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (e.g. 90s, 5m, 24h)", n.Line, n.Value)
-	}
-	if v < 0 {
-		return fmt.Errorf("line %d: duration %q is negative", n.Line, n.Value)
+		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// ParseDuration parses a duration as the config file and the flags take
+// it: a Go duration ("90s", "5m", "24h", "0"), not negative. Its errors
+// are the messages both show, after the flag's or the field's name.
+func ParseDuration(s string) (time.Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (e.g. 90s, 5m, 24h)", s)
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("%q is negative", s)
+	}
+	return v, nil
 }
 
 // LoadConfig reads and validates the YAML file at path. Errors name the
@@ -135,33 +178,54 @@ func LoadConfig(path string) (*Config, error) {
 // ParseConfig decodes and validates a config file's contents.
 func ParseConfig(data []byte) (*Config, error) {
 	var cfg Config
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlSyntaxError(err)
+	}
+	if len(root.Content) == 0 {
+		return &cfg, nil // an empty file is an empty config
+	}
+	report := func(err error) error {
+		var fe *fieldError
+		if !errors.As(err, &fe) {
+			return err
+		}
+		line := fe.line
+		if line == 0 {
+			line = lineOf(&root, fe.path)
+		}
+		if line > 0 {
+			return fmt.Errorf("line %d: %s: %s", line, fe.field(), fe.msg)
+		}
+		return fmt.Errorf("%s: %s", fe.field(), fe.msg)
+	}
+	if err := checkShape(&root, reflect.TypeFor[Config](), nil); err != nil {
+		return nil, report(err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		if errors.Is(err, io.EOF) {
-			return &cfg, nil // an empty file is an empty config
-		}
-		return nil, err
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlSyntaxError(err)
 	}
-	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root)
 	if err := cfg.validate(); err != nil {
-		var fe *fieldError
-		if errors.As(err, &fe) {
-			if line := lineOf(&root, fe.path); line > 0 {
-				return nil, fmt.Errorf("line %d: %s: %s", line, fe.field(), fe.msg)
-			}
-			return nil, fmt.Errorf("%s: %s", fe.field(), fe.msg)
-		}
-		return nil, err
+		return nil, report(err)
 	}
 	return &cfg, nil
+}
+
+// yamlSyntaxError words an error of the YAML decoder (a syntax error, or
+// a value a field's own parser refused) without its "yaml: " prefix.
+func yamlSyntaxError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
+	return errors.New("not valid YAML: " + msg)
 }
 
 // fieldError is a validation error at a path of keys and indexes.
 type fieldError struct {
 	path []any // string keys and int indexes
 	msg  string
+	line int // where in the file, when known; else found from path
 }
 
 func (e *fieldError) Error() string { return e.field() + ": " + e.msg }
@@ -224,6 +288,9 @@ func (c *Config) validate() error {
 				return fieldErr(fmt.Sprintf("%q is not a clean path starting with /", p), "sites", i, "must_serve", j)
 			}
 		}
+		if err := checkPolicy(s.CORS, s.Headers, s.RemoveHeaders, "sites", i); err != nil {
+			return err
+		}
 		for j, r := range s.Rules {
 			if !strings.HasPrefix(r.Prefix, "/") {
 				return fieldErr(fmt.Sprintf("%q must start with /", r.Prefix), "sites", i, "rules", j, "prefix")
@@ -231,6 +298,33 @@ func (c *Config) validate() error {
 			if strings.ContainsAny(r.CacheControl, "\r\n") {
 				return fieldErr("must be one line", "sites", i, "rules", j, "cache_control")
 			}
+			if err := checkPolicy(r.CORS, r.Headers, r.RemoveHeaders, "sites", i, "rules", j); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkPolicy validates a site's or a rule's cors, headers and
+// remove_headers, at path.
+func checkPolicy(cors *CORS, headers map[string]string, remove []string, path ...any) error {
+	if cors != nil {
+		if field, msg := checkCORS(cors); msg != "" {
+			return fieldErr(msg, append(path, "cors", field)...)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(headers)) {
+		if msg := checkHeaderName(name, false); msg != "" {
+			return fieldErr(msg, append(path, "headers", name)...)
+		}
+		if strings.ContainsAny(headers[name], "\r\n\x00") {
+			return fieldErr("the value must be one line", append(path, "headers", name)...)
+		}
+	}
+	for k, name := range remove {
+		if msg := checkHeaderName(name, true); msg != "" {
+			return fieldErr(msg, append(path, "remove_headers", k)...)
 		}
 	}
 	return nil

@@ -50,7 +50,7 @@ func (e *s3Edge) open(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	h, err := NewHandler(Options{Cache: c, Sites: []Site{{Origin: o}}, ErrorLog: slog.New(e.logs)})
+	h, err := NewHandler(Options{Cache: c, Sites: []Site{withDefaults(Site{Origin: o})}, ErrorLog: slog.New(e.logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

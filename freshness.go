@@ -133,14 +133,14 @@ func (s *site) window(p string, m *cache.Meta) window {
 	}
 	ttl, swr, sie := s.TTL, s.StaleWhileRevalidate, s.StaleIfError
 	if r := s.rule(p); r != nil {
-		if r.TTL > 0 {
-			ttl = time.Duration(r.TTL)
+		if r.TTL != nil {
+			ttl = time.Duration(*r.TTL)
 		}
-		if r.StaleWhileRevalidate > 0 {
-			swr = time.Duration(r.StaleWhileRevalidate)
+		if r.StaleWhileRevalidate != nil {
+			swr = time.Duration(*r.StaleWhileRevalidate)
 		}
-		if r.StaleIfError > 0 {
-			sie = time.Duration(r.StaleIfError)
+		if r.StaleIfError != nil {
+			sie = time.Duration(*r.StaleIfError)
 		}
 	}
 	if o := m.Origin; o != nil {

@@ -61,7 +61,7 @@ func TestFullDiskUnderLoad(t *testing.T) {
 	}
 	t.Cleanup(func() { c.Close() })
 	h, err := NewHandler(Options{Cache: c, Now: clock.Now, ErrorLog: newTestLogger(l),
-		Sites: []Site{{Origin: s3o, TTL: time.Minute, StaleWhileRevalidate: time.Nanosecond, StaleIfError: time.Hour, MustServe: []string{"/o00.js"}}}})
+		Sites: []Site{withDefaults(Site{Origin: s3o, TTL: time.Minute, StaleWhileRevalidate: time.Nanosecond, StaleIfError: time.Hour, MustServe: []string{"/o00.js"}})}})
 	if err != nil {
 		t.Fatal(err)
 	}

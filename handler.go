@@ -178,6 +178,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if r.Method == http.MethodOptions {
+		h.options(w, r, s, p)
+		return
+	}
 	obj, res, err := h.lookup(r, s, p)
 	if err != nil {
 		h.fillFailed(w, r, s, p, err)
@@ -186,12 +190,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(w, r, s, p, obj, res)
 }
 
-// admit refuses requests the edge never serves: methods other than GET
-// and HEAD, request targets that are too long. It reports whether r may
-// go on; when not, the answer is sent.
+// admit refuses requests the edge never serves: methods other than GET,
+// HEAD and OPTIONS (for CORS preflights), the server-wide "OPTIONS *",
+// request targets that are too long. It reports whether r may go on; when
+// not, the answer is sent.
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		w.Header()["Allow"] = allowGetHead
+		h.reject(w, http.StatusMethodNotAllowed)
+		return false
+	}
+	if r.RequestURI == "*" {
+		w.Header()["Allow"] = allowGetHead
 		h.reject(w, http.StatusMethodNotAllowed)
 		return false
 	}
@@ -224,6 +236,20 @@ func (h *Handler) resolve(w http.ResponseWriter, r *http.Request) (*site, string
 		return nil, "", false
 	}
 	return s, p, true
+}
+
+var allowGetHead = []string{"GET, HEAD"}
+
+// options answers OPTIONS for an object: a CORS preflight where the
+// path's policy has CORS, else 405 as for any method but GET and HEAD.
+func (h *Handler) options(w http.ResponseWriter, r *http.Request, s *site, p string) {
+	if pol := s.policy(p); pol.cors != nil && isPreflight(r) {
+		h.metrics.preflights.Inc()
+		pol.preflight(w, r)
+		return
+	}
+	w.Header()["Allow"] = allowGetHead
+	h.reject(w, http.StatusMethodNotAllowed)
 }
 
 // reject answers a request refused before the cache.

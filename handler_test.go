@@ -293,20 +293,21 @@ func TestCacheStatusAgeAndTTL(t *testing.T) {
 func TestFreshnessFromOrigin(t *testing.T) {
 	for _, tc := range []struct {
 		name, cc   string
-		rule       Duration
+		rule       *Duration // nil: no ttl in the rule
 		after      time.Duration
 		wantOrigin int64 // origin requests after two requests `after` apart
 	}{
-		{"max-age keeps", "max-age=100", 0, 90 * time.Second, 1},
-		{"max-age expires", "max-age=100", 0, 110 * time.Second, 2},
-		{"s-maxage wins", "max-age=1000, s-maxage=10", 0, 20 * time.Second, 2},
-		{"no-store never cached", "no-store", 0, 0, 2},
-		{"private never cached", "private, max-age=600", 0, 0, 2},
-		{"no-cache revalidates", "no-cache", 0, 0, 2},
-		{"rule ttl when origin silent", "", Duration(time.Hour), 50 * time.Minute, 1},
-		{"site ttl when origin silent", "", 0, 4 * time.Minute, 1},
-		{"site ttl expires", "", 0, 6 * time.Minute, 2},
-		{"malformed max-age ignored", "max-age=abc", 0, 6 * time.Minute, 2},
+		{"max-age keeps", "max-age=100", nil, 90 * time.Second, 1},
+		{"max-age expires", "max-age=100", nil, 110 * time.Second, 2},
+		{"s-maxage wins", "max-age=1000, s-maxage=10", nil, 20 * time.Second, 2},
+		{"no-store never cached", "no-store", nil, 0, 2},
+		{"private never cached", "private, max-age=600", nil, 0, 2},
+		{"no-cache revalidates", "no-cache", nil, 0, 2},
+		{"rule ttl when origin silent", "", DurationOf(time.Hour), 50 * time.Minute, 1},
+		{"rule ttl 0 means revalidate", "", DurationOf(0), time.Second, 2},
+		{"site ttl when origin silent", "", nil, 4 * time.Minute, 1},
+		{"site ttl expires", "", nil, 6 * time.Minute, 2},
+		{"malformed max-age ignored", "max-age=abc", nil, 6 * time.Minute, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// No stale-while-revalidate: an expired copy is refetched in the

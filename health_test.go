@@ -74,7 +74,7 @@ func TestHealthShowsComponentsWithoutFailing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	h, err := NewHandler(Options{Cache: c, Sites: []Site{{Origin: newMemOrigin()}}, Components: []Component{components{
+	h, err := NewHandler(Options{Cache: c, Sites: []Site{withDefaults(Site{Origin: newMemOrigin()})}, Components: []Component{components{
 		{Name: "certificate cdn.example.com", OK: true, Detail: "expires in 61d"},
 		{Name: "purge journal", OK: false, Detail: "unreachable for 2m"},
 	}}})

@@ -145,7 +145,7 @@ func newTestEdge(t testing.TB, site Site, cfg cache.Config) *testEdge {
 	if site.Origin == nil {
 		site.Origin = te.org
 	}
-	te.h, err = NewHandler(Options{Cache: te.cache, Sites: []Site{site}, Now: te.clock.Now})
+	te.h, err = NewHandler(Options{Cache: te.cache, Sites: []Site{withDefaults(site)}, Now: te.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,3 +233,18 @@ func attrs(r slog.Record) map[string]string {
 
 // newTestLogger is a logger into l.
 func newTestLogger(l *logs) *slog.Logger { return slog.New(l) }
+
+// withDefaults fills the zero durations of s with the defaults the
+// flags give, as cmd/edge does: most tests care about one window at a
+// time. (Site itself takes zero as zero.)
+func withDefaults(s Site) Site {
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&s.TTL, DefaultTTL}, {&s.NegativeTTL, DefaultNegativeTTL}, {&s.StaleWhileRevalidate, DefaultStaleWhileRevalidate}, {&s.StaleIfError, DefaultStaleIfError}} {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	return s
+}

@@ -31,6 +31,7 @@ type metrics struct {
 	reg        *prometheus.Registry
 	requests   [numResults][negotiate.NumCodings]prometheus.Counter
 	notFound   prometheus.Counter
+	preflights prometheus.Counter
 	rejected   *prometheus.CounterVec
 	bodyBytes  [negotiate.NumCodings]prometheus.Counter
 	originReqs *prometheus.CounterVec
@@ -50,6 +51,10 @@ func newMetrics(reg *prometheus.Registry, c *cache.Cache) *metrics {
 	m.notFound = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "edge_not_found_total",
 		Help: "Requests answered 404 (from a cached or fresh negative answer).",
+	})
+	m.preflights = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "edge_cors_preflights_total",
+		Help: "CORS preflight requests (OPTIONS) answered by the edge, allowed (204) or refused (403).",
 	})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edge_rejected_requests_total",
@@ -76,7 +81,7 @@ func newMetrics(reg *prometheus.Registry, c *cache.Cache) *metrics {
 	for c := range negotiate.Coding(negotiate.NumCodings) {
 		m.bodyBytes[c] = bodyBytes.WithLabelValues(c.String())
 	}
-	m.reg.MustRegister(requests, m.notFound, m.rejected, bodyBytes, m.originReqs, m.originSecs, newCacheCollector(c))
+	m.reg.MustRegister(requests, m.notFound, m.preflights, m.rejected, bodyBytes, m.originReqs, m.originSecs, newCacheCollector(c))
 	return m
 }
 

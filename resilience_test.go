@@ -192,9 +192,9 @@ func TestWrongCredentialsAreOriginFailures(t *testing.T) {
 			}
 			e.proxy.SetFault(tc.fault)
 			defer e.proxy.SetFault(s3test.Fault{})
-			h, err := NewHandler(Options{Cache: e.cache, Now: e.clock.Now, ErrorLog: slog.New(e.logs), Sites: []Site{{
+			h, err := NewHandler(Options{Cache: e.cache, Now: e.clock.Now, ErrorLog: slog.New(e.logs), Sites: []Site{withDefaults(Site{
 				Origin: org, CacheNamespace: e.org.String(),
-				TTL: time.Minute, StaleWhileRevalidate: time.Nanosecond, StaleIfError: time.Hour}}})
+				TTL: time.Minute, StaleWhileRevalidate: time.Nanosecond, StaleIfError: time.Hour})}})
 			if err != nil {
 				t.Fatal(err)
 			}

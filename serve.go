@@ -20,9 +20,10 @@ var (
 // write the headers, then the body.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *site, p string, obj *cache.Object, res result) {
 	if obj.Meta.Status != http.StatusOK {
-		h.serveNegative(w, s, p, obj, res)
+		h.serveNegative(w, r, s, p, obj, res)
 		return
 	}
+	dropInvalidRange(r.Header)
 	obj, body, res, err := h.open(r, s, p, obj, res)
 	if err != nil {
 		h.openFailed(w, r, s, p, obj, err)
@@ -31,6 +32,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *site, p strin
 	defer body.Close()
 	coding, _ := negotiate.ParseContentEncoding(body.Coding) // identity for codings the edge does not know, in metrics
 	h.writeHeaders(w, s, p, obj, body, coding, res)
+	s.policy(p).apply(w.Header(), r) // CORS and the configured headers, added at serve time
 	h.writeBody(w, r, obj, body, coding)
 }
 
@@ -119,6 +121,9 @@ func (h *Handler) writeHeaders(w http.ResponseWriter, s *site, p string, obj *ca
 		hdr["Cache-Control"] = []string{obj.Meta.CacheControl}
 	}
 	hdr["Age"] = []string{strconv.FormatInt(obj.Meta.Age(now), 10)}
+	if lm := obj.Meta.LastModified; !lm.IsZero() && !lm.Equal(time.Unix(0, 0)) {
+		hdr["Last-Modified"] = []string{lm.UTC().Format(http.TimeFormat)}
+	}
 }
 
 // contentEncoding is the Content-Encoding value for a body in coding:
@@ -134,7 +139,11 @@ func contentEncoding(coding string) string {
 // http.ServeContent for conditional and Range requests.
 func (h *Handler) writeBody(w http.ResponseWriter, r *http.Request, obj *cache.Object, body cache.Body, coding negotiate.Coding) {
 	if !unconditional(r.Header) {
-		http.ServeContent(w, r, "", obj.Meta.LastModified, body.ReadSeeker())
+		modtime := obj.Meta.LastModified
+		if _, kept := w.Header()["Last-Modified"]; !kept {
+			modtime = time.Time{} // a rule took it off (remove_headers)
+		}
+		http.ServeContent(w, r, "", modtime, body.ReadSeeker())
 		return
 	}
 	// Nothing for ServeContent to decide: a 200 with the whole body,
@@ -145,9 +154,6 @@ func (h *Handler) writeBody(w http.ResponseWriter, r *http.Request, obj *cache.O
 		hdr["Content-Length"] = []string{strconv.FormatInt(body.Size, 10)}
 	} // else still arriving from the origin, length unknown: chunked
 	hdr["Accept-Ranges"] = acceptRangesBytes
-	if lm := obj.Meta.LastModified; !lm.IsZero() && !lm.Equal(time.Unix(0, 0)) {
-		hdr["Last-Modified"] = []string{lm.UTC().Format(http.TimeFormat)}
-	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return
@@ -176,13 +182,14 @@ func unconditional(h http.Header) bool {
 
 // serveNegative answers from a negative entry: a cached 404 (or 403, sent
 // as 404: the origin's reasons are not the client's business).
-func (h *Handler) serveNegative(w http.ResponseWriter, s *site, p string, obj *cache.Object, res result) {
+func (h *Handler) serveNegative(w http.ResponseWriter, r *http.Request, s *site, p string, obj *cache.Object, res result) {
 	now := h.now()
 	hdr := w.Header()
 	win := s.window(p, &obj.Meta)
 	hdr["Cache-Status"] = []string{cacheStatus(res, win, now)}
 	h.metrics.notFound.Inc()
 	hdr["Cache-Control"] = []string{"max-age=" + strconv.FormatInt(max(0, win.ttl(now)), 10)}
+	s.policy(p).apply(hdr, r) // so a page's script can read the 404
 	http.Error(w, http.StatusText(http.StatusNotFound), http.StatusNotFound)
 }
 
@@ -223,6 +230,7 @@ func (h *Handler) fillFailed(w http.ResponseWriter, r *http.Request, s *site, p 
 	if errors.Is(err, context.DeadlineExceeded) {
 		status = http.StatusGatewayTimeout
 	}
+	s.policy(p).apply(w.Header(), r) // so a page's script can read the 502
 	h.failed(w, status, "origin-error")
 }
 
@@ -235,6 +243,7 @@ func (h *Handler) openFailed(w http.ResponseWriter, r *http.Request, s *site, p 
 			"site", s.CacheNamespace, "path", p, "key", s.key(p), "stored_coding", obj.Meta.Coding,
 			"accept_encoding", r.Header.Get("Accept-Encoding"), "err", err)
 		w.Header()["Vary"] = varyAcceptEncoding // another Accept-Encoding gets a 200
+		s.policy(p).apply(w.Header(), r)
 		h.failed(w, http.StatusBadGateway, "no-acceptable-coding")
 		return
 	}

@@ -24,10 +24,16 @@ type Site struct {
 	// DefaultIndex.
 	Index string
 	// TTL, NegativeTTL, StaleWhileRevalidate, StaleIfError: see
-	// SiteConfig. Zero means the defaults.
+	// SiteConfig. Zero means zero: no freshness, no negative caching, no
+	// stale serving (cmd/edge fills them from the flags, whose defaults
+	// are DefaultTTL and the others).
 	TTL, NegativeTTL, StaleWhileRevalidate, StaleIfError time.Duration
 	// MustServe: see SiteConfig.
 	MustServe []string
+	// CORS, Headers, RemoveHeaders: see SiteConfig.
+	CORS          *CORS
+	Headers       map[string]string
+	RemoveHeaders []string
 	// Rules apply per path; the first matching prefix wins.
 	Rules []Rule
 }
@@ -35,7 +41,9 @@ type Site struct {
 // site is a Site ready to serve.
 type site struct {
 	Site
-	allDown func() bool // every origin of the site is known down (circuits open)
+	allDown  func() bool // every origin of the site is known down (circuits open)
+	policies []*policy   // for each rule
+	policy0  *policy     // for paths no rule matches
 }
 
 // downReporter is an Origin that knows when all of its origins are down
@@ -56,17 +64,9 @@ func newSite(s Site) (*site, error) {
 	if st.Index == "" {
 		st.Index = DefaultIndex
 	}
-	if st.StaleWhileRevalidate == 0 {
-		st.StaleWhileRevalidate = DefaultStaleWhileRevalidate
-	}
-	if st.StaleIfError == 0 {
-		st.StaleIfError = DefaultStaleIfError
-	}
-	if st.TTL == 0 {
-		st.TTL = DefaultTTL
-	}
-	if st.NegativeTTL == 0 {
-		st.NegativeTTL = DefaultNegativeTTL
+	st.policy0 = newPolicy(&st.Site, nil)
+	for i := range st.Rules {
+		st.policies = append(st.policies, newPolicy(&st.Site, &st.Rules[i]))
 	}
 	return st, nil
 }
@@ -86,12 +86,27 @@ func (s *site) key(p string) string { return cacheKey(s.CacheNamespace, p) }
 
 // rule returns the first rule matching p, or nil.
 func (s *site) rule(p string) *Rule {
-	for i := range s.Rules {
-		if strings.HasPrefix(p, s.Rules[i].Prefix) {
-			return &s.Rules[i]
-		}
+	if i := s.ruleIndex(p); i >= 0 {
+		return &s.Rules[i]
 	}
 	return nil
+}
+
+// policy returns the response policy for path p.
+func (s *site) policy(p string) *policy {
+	if i := s.ruleIndex(p); i >= 0 {
+		return s.policies[i]
+	}
+	return s.policy0
+}
+
+func (s *site) ruleIndex(p string) int {
+	for i := range s.Rules {
+		if strings.HasPrefix(p, s.Rules[i].Prefix) {
+			return i
+		}
+	}
+	return -1
 }
 
 // route picks the site for a Host header value.

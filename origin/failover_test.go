@@ -920,7 +920,7 @@ func TestNewS3Timeouts(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.query, func(t *testing.T) {
 			isolateAWSEnv(t)
-			u, err := url.Parse("s3://b?" + tc.query)
+			u, err := url.Parse("s3://bkt?" + tc.query)
 			if err != nil {
 				t.Fatal(err)
 			}

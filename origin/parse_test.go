@@ -72,6 +72,12 @@ func TestParse(t *testing.T) {
 		{spec: "s3://", wantErr: []string{`origin "s3://"`, "missing bucket"}},
 		{spec: "s3:///prefix", wantErr: []string{"missing bucket"}},
 		{spec: "s3://bucket:9000/x", wantErr: []string{"invalid bucket"}},
+		{spec: "s3://My_Bucket/x", wantErr: []string{`invalid bucket name "My_Bucket"`, "lower-case letters"}},
+		{spec: "s3://ab", wantErr: []string{"invalid bucket", "3 to 63"}},
+		{spec: "s3://-bucket", wantErr: []string{"invalid bucket", "start and end"}},
+		{spec: "s3://a..b", wantErr: []string{"invalid bucket", "two dots"}},
+		{spec: "s3://192.168.1.1", wantErr: []string{"invalid bucket", "IP address"}},
+		{spec: "s3://login-assets.eu/x", wantName: "s3://login-assets.eu/x"},
 		{spec: "s3://bucket/a/../b", wantErr: []string{"invalid prefix"}},
 		{spec: "s3://bucket/a//b", wantErr: []string{"invalid prefix"}},
 		{spec: "s3://bucket?regoin=eu-west-1", wantErr: []string{"unknown parameters regoin"}},
@@ -127,10 +133,10 @@ func TestNewS3Options(t *testing.T) {
 		wantEndpoint  string
 		wantPathStyle bool
 	}{
-		{name: "default region", spec: "s3://b", wantRegion: "us-east-1"},
-		{name: "region from the environment", spec: "s3://b", envRegion: "eu-central-1", wantRegion: "eu-central-1"},
-		{name: "region parameter wins", spec: "s3://b?region=ap-south-1", envRegion: "eu-central-1", wantRegion: "ap-south-1"},
-		{name: "endpoint and path style", spec: "s3://b?endpoint=https://s3.example.net&path_style=true", wantRegion: "us-east-1", wantEndpoint: "https://s3.example.net", wantPathStyle: true},
+		{name: "default region", spec: "s3://bkt", wantRegion: "us-east-1"},
+		{name: "region from the environment", spec: "s3://bkt", envRegion: "eu-central-1", wantRegion: "eu-central-1"},
+		{name: "region parameter wins", spec: "s3://bkt?region=ap-south-1", envRegion: "eu-central-1", wantRegion: "ap-south-1"},
+		{name: "endpoint and path style", spec: "s3://bkt?endpoint=https://s3.example.net&path_style=true", wantRegion: "us-east-1", wantEndpoint: "https://s3.example.net", wantPathStyle: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,7 +175,7 @@ func TestNewS3Transport(t *testing.T) {
 		t.Run("AWS_CA_BUNDLE="+caBundle, func(t *testing.T) {
 			isolateAWSEnv(t)
 			t.Setenv("AWS_CA_BUNDLE", caBundle)
-			o := newTestS3(t, "s3://b")
+			o := newTestS3(t, "s3://bkt")
 			bc, ok := o.client.Options().HTTPClient.(*awshttp.BuildableClient)
 			if !ok {
 				t.Fatalf("HTTPClient is %T, want *awshttp.BuildableClient", o.client.Options().HTTPClient)

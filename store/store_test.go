@@ -207,7 +207,7 @@ func TestOpenErrors(t *testing.T) {
 		{"dir:", "empty path"},
 		{"dir:" + file, "not a directory"},
 		{"s3://", "s3 store: missing bucket"},
-		{"s3://b?regoin=x", "unknown parameters regoin"},
+		{"s3://bkt?regoin=x", "unknown parameters regoin"},
 		{"s3://AKID:topsecret@b/x", "credentials in the URL"},
 	} {
 		_, err := Open(context.Background(), tc.spec)

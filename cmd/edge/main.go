@@ -43,8 +43,8 @@ var demo embed.FS
 // demoRules are the demo site's rules: a versioned widget cached for a
 // year, tenant configs for a minute, as a real deployment would set.
 var demoRules = []edge.Rule{
-	{Prefix: "/widget/", CacheControl: "public, max-age=31536000, immutable", TTL: edge.Duration(24 * time.Hour)},
-	{Prefix: "/tenants/", CacheControl: "public, max-age=60", TTL: edge.Duration(time.Minute)},
+	{Prefix: "/widget/", CacheControl: "public, max-age=31536000, immutable", TTL: edge.DurationOf(24 * time.Hour)},
+	{Prefix: "/tenants/", CacheControl: "public, max-age=60", TTL: edge.DurationOf(time.Minute)},
 }
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -97,6 +97,22 @@ func (l *stringList) Set(s string) error {
 	return nil
 }
 
+// durationFlag is a flag.Value for the durations a site's config file
+// may set too: parsed by edge.ParseDuration, so a value the file refuses
+// is refused here, with the same message.
+type durationFlag time.Duration
+
+func (d *durationFlag) String() string { return time.Duration(*d).String() }
+
+func (d *durationFlag) Set(s string) error {
+	v, err := edge.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = durationFlag(v)
+	return nil
+}
+
 // byteSize is a flag.Value for sizes such as 512MiB, 2GB or 1048576.
 type byteSize int64
 
@@ -133,21 +149,27 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file` holding the bearer token the admin listener requires (all but /healthz); required when -admin is not on loopback")
 	fs.StringVar(&o.config, "config", "", "YAML `file` with sites and per-path rules (optional)")
 	fs.BoolVar(&o.accessLog, "access-log", false, "write a JSON access log line per request to stdout")
-	fs.DurationVar(&o.ttl, "ttl", edge.DefaultTTL, "freshness when neither the origin's Cache-Control nor a rule sets one")
-	fs.DurationVar(&o.negativeTTL, "negative-ttl", edge.DefaultNegativeTTL, "how long a 404 from the origin is cached")
-	fs.DurationVar(&o.swr, "stale-while-revalidate", edge.DefaultStaleWhileRevalidate, "after expiry, how long a copy is served at once while one background request revalidates it (unless the origin's Cache-Control says)")
-	fs.DurationVar(&o.sie, "stale-if-error", edge.DefaultStaleIfError, "after expiry, how long a copy is served when the origin fails (unless the origin's Cache-Control says)")
+	o.ttl, o.negativeTTL, o.swr, o.sie = edge.DefaultTTL, edge.DefaultNegativeTTL, edge.DefaultStaleWhileRevalidate, edge.DefaultStaleIfError
+	fs.Var((*durationFlag)(&o.ttl), "ttl", "freshness when neither the origin's Cache-Control nor a rule sets one; 0: revalidate before every use")
+	fs.Var((*durationFlag)(&o.negativeTTL), "negative-ttl", "how long a 404 from the origin is cached; 0: not at all")
+	fs.Var((*durationFlag)(&o.swr), "stale-while-revalidate", "after expiry, how long a copy is served at once while one background request revalidates it (unless the origin's Cache-Control says); 0: never")
+	fs.Var((*durationFlag)(&o.sie), "stale-if-error", "after expiry, how long a copy is served when the origin fails (unless the origin's Cache-Control says); 0: never")
 	fs.StringVar(&o.mustServe, "must-serve", "", "comma-separated `paths` the edge must be able to serve; /healthz fails without a usable copy of each")
 	fs.IntVar(&o.missConcurrency, "miss-concurrency", edge.DefaultMissConcurrency, "requests one client (IPv4 address, IPv6 /64) may have waiting on the origin; -1 is unlimited")
 	fs.DurationVar(&o.fetchTimeout, "fetch-timeout", edge.DefaultFetchTimeout, "bound on one origin fetch, body included")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	o.tls.register(fs) // HTTPS flags: tls.go
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: edge [flags]\n\nServes objects from S3 or a directory through a memory and disk cache.\nWith no -origin and no -config it serves a bundled demo site.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	// The flag package prints an error and then the whole usage; an
+	// error is printed alone by run (with a hint), the usage only for -h.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "Usage: edge [flags]\n\nServes objects from S3 or a directory through a memory and disk cache.\nWith no -origin and no -config it serves a bundled demo site.\n\nFlags:\n")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -161,6 +183,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.cacheDir == "" {
 		return nil, errors.New("-cache-dir: empty")
+	}
+	if o.missConcurrency == 0 || o.missConcurrency < -1 {
+		return nil, fmt.Errorf("-miss-concurrency %d: a positive number of requests, or -1 for no limit", o.missConcurrency)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"-origin-attempt-timeout", o.attemptTimeout}, {"-fetch-timeout", o.fetchTimeout}, {"-shutdown-timeout", o.shutdownTimeout}} {
+		if d.v <= 0 {
+			return nil, fmt.Errorf("%s %s: must be positive", d.name, d.v)
+		}
 	}
 	if err := o.tls.validate(); err != nil { // HTTPS flags: tls.go
 		return nil, err
@@ -186,7 +219,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "edge: %v\n", err)
+		fmt.Fprintf(stderr, "edge: %v\nRun edge -h for the flags.\n", err)
 		return 2
 	}
 	if o.version {
@@ -264,8 +297,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 		// short enough that stalled clients cannot hold connections.
 		WriteTimeout:   5 * time.Minute,
 		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 32 << 10, // larger header blocks get 431
+		MaxHeaderBytes: maxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// "OPTIONS *" reaches the handler (405) instead of net/http's 200.
+		DisableGeneralOptionsHandler: true,
 	}
 	public.Protocols = new(http.Protocols)
 	public.Protocols.SetHTTP1(true)
@@ -337,6 +372,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	return status
 }
 
+// maxRequestHead bounds a request's line and header fields together, as
+// they arrive over HTTP/1.1 (CRLFs included): 40 KiB, room for the 8 KiB
+// request target the edge accepts (a longer one gets 414 from the
+// handler) and 32 KiB of header fields. A larger head gets 431 from
+// net/http before the handler runs. net/http reads 4 KiB past
+// MaxHeaderBytes ("bufio slop"), hence the difference.
+const (
+	maxRequestHead = 40 << 10
+	maxHeaderBytes = maxRequestHead - 4096
+)
+
 // keepWarmInterval is how often the must-serve paths are checked and
 // refreshed when missing or expired.
 const keepWarmInterval = 5 * time.Second
@@ -406,12 +452,13 @@ func loadSites(ctx context.Context, o *options, log *slog.Logger) (sites []edge.
 	for i, sc := range cfg.Sites {
 		s := base
 		s.Hosts, s.Index, s.Rules = sc.Hosts, sc.Index, sc.Rules
+		s.CORS, s.Headers, s.RemoveHeaders = sc.CORS, sc.Headers, sc.RemoveHeaders
 		for _, v := range []struct {
 			dst *time.Duration
-			src edge.Duration
+			src *edge.Duration
 		}{{&s.TTL, sc.TTL}, {&s.NegativeTTL, sc.NegativeTTL}, {&s.StaleWhileRevalidate, sc.StaleWhileRevalidate}, {&s.StaleIfError, sc.StaleIfError}} {
-			if v.src != 0 {
-				*v.dst = time.Duration(v.src)
+			if v.src != nil { // unset: the flag's value
+				*v.dst = time.Duration(*v.src)
 			}
 		}
 		if sc.MustServe != nil {

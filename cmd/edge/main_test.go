@@ -48,6 +48,14 @@ func TestBadInputExitsWithAMessage(t *testing.T) {
 		{"public admin without a token", []string{"-admin", "0.0.0.0:9080"}, []string{"-admin 0.0.0.0:9080 is not on loopback", "-admin-token-file"}},
 		{"short admin token", []string{"-admin-token-file", shortToken}, []string{"-admin-token-file", "shorter than 16"}},
 		{"missing admin token file", []string{"-admin-token-file", filepath.Join(dir, "none")}, []string{"-admin-token-file", "none"}},
+		// Flags refuse what the config file refuses, with the same words.
+		{"negative ttl", []string{"-ttl", "-5s"}, []string{"-ttl", `"-5s" is negative`}},
+		{"negative stale-if-error", []string{"-stale-if-error", "-1h"}, []string{"-stale-if-error", `"-1h" is negative`}},
+		{"ttl not a duration", []string{"-ttl", "soon"}, []string{"-ttl", `"soon" is not a duration`}},
+		{"negative miss concurrency", []string{"-miss-concurrency", "-7"}, []string{"-miss-concurrency -7", "-1 for no limit"}},
+		{"zero fetch timeout", []string{"-fetch-timeout", "0"}, []string{"-fetch-timeout 0s: must be positive"}},
+		{"invalid bucket", []string{"-origin", "s3://My_Bucket/x"}, []string{"-origin", `invalid bucket name "My_Bucket"`}},
+		{"invalid bucket in the config", []string{"-config", write("bucket.yaml", "sites:\n  - origin: s3://ab\n")}, []string{"sites[0].origin", `invalid bucket name "ab"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -63,6 +71,10 @@ func TestBadInputExitsWithAMessage(t *testing.T) {
 				if !strings.Contains(stderr.String(), w) {
 					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
 				}
+			}
+			// The error and a hint, not the whole usage.
+			if n := strings.Count(stderr.String(), "\n"); n > 3 {
+				t.Errorf("%d lines on stderr for one error:\n%s", n, stderr.String())
 			}
 		})
 	}

@@ -315,8 +315,10 @@ func newHTTPSServer(h http.Handler, hl handshakeLog, timeout time.Duration) *htt
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          log.New(hl, "", 0),
+		// "OPTIONS *" reaches the handler (405) instead of net/http's 200.
+		DisableGeneralOptionsHandler: true,
 	}
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)

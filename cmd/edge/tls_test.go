@@ -174,7 +174,7 @@ func TestTLSFlags(t *testing.T) {
 		{[]string{"-https", "127.0.0.1:0"}, "no certificates"},
 		{[]string{"-https", "127.0.0.1:0", "-tls-cert", "c.pem"}, "in pairs"},
 		{[]string{"-https", "127.0.0.1:0", "-tls-cert", "/nonexistent.pem", "-tls-key", "/nonexistent.key"}, "-tls-cert /nonexistent.pem"},
-		{[]string{"-https", "127.0.0.1:0", "-domains", "a.example", "-cert-cache", "s3://b?regoin=x"}, "-cert-cache"},
+		{[]string{"-https", "127.0.0.1:0", "-domains", "a.example", "-cert-cache", "s3://bkt?regoin=x"}, "-cert-cache"},
 		{[]string{"-https", "127.0.0.1:0", "-domains", "*.example"}, "-domains"},
 	} {
 		stderr.Reset()

@@ -133,8 +133,8 @@ func New(ctx context.Context, u *url.URL, what string) (*Bucket, error) {
 		return nil, fmt.Errorf("%s: unexpected #fragment", what)
 	}
 	bucket := u.Host
-	if u.Port() != "" || strings.ContainsAny(bucket, "[]:") {
-		return nil, fmt.Errorf("%s: invalid bucket name %q", what, bucket)
+	if msg := checkBucketName(bucket); msg != "" {
+		return nil, fmt.Errorf("%s: invalid bucket name %q: %s", what, bucket, msg)
 	}
 	prefix := strings.Trim(u.Path, "/")
 	if prefix != "" && !validPrefix(prefix) {
@@ -246,3 +246,32 @@ func durationParam(q url.Values, name string, def time.Duration, what string) (t
 	}
 	return d, nil
 }
+
+// checkBucketName says what is wrong with an S3 bucket name, or "": 3 to
+// 63 characters, lower-case letters, digits, dots and hyphens, starting
+// and ending with a letter or digit, no two dots in a row, not an IPv4
+// address (the general purpose bucket rules). A name S3 would refuse is
+// an error at start rather than a 403 or 404 on every request.
+func checkBucketName(b string) string {
+	if len(b) < 3 || len(b) > 63 {
+		return "3 to 63 characters"
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+			return "only lower-case letters, digits, dots and hyphens"
+		}
+	}
+	if !isAlnum(b[0]) || !isAlnum(b[len(b)-1]) {
+		return "must start and end with a letter or digit"
+	}
+	if strings.Contains(b, "..") {
+		return "no two dots in a row"
+	}
+	if ip := net.ParseIP(b); ip != nil {
+		return "must not look like an IP address"
+	}
+	return ""
+}
+
+func isAlnum(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
