@@ -9,7 +9,7 @@ FUZZTIME ?= 60s
 
 ## run: the edge on its bundled demo site at http://127.0.0.1:8080/ (admin on 127.0.0.1:9080)
 run:
-	$(GO) run ./cmd/edge
+	$(GO) run -ldflags '-X main.version=$(VERSION)' ./cmd/edge
 
 ## build: static binaries into ./bin
 build:

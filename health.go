@@ -122,12 +122,9 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 		for _, p := range hl.Paths {
 			fmt.Fprintf(w, "path %s%s: %s\n", p.Site, p.Path, p.State)
 		}
+		now := h.now()
 		for _, o := range hl.Origins {
-			fmt.Fprintf(w, "origin %s: %s", o.Name, o.State)
-			if o.LastError != "" {
-				fmt.Fprintf(w, " (%d failures; last: %s)", o.ConsecutiveFailures, o.LastError)
-			}
-			fmt.Fprintln(w)
+			fmt.Fprintf(w, "origin %s: %s\n", o.Name, originLine(o, now))
 		}
 		for _, c := range hl.Components {
 			state := "ok"
@@ -153,6 +150,21 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 		}
 		io.WriteString(w, "unhealthy: "+strings.Join(bad, "; ")+"\n")
 	}
+}
+
+// originLine says how an origin is, for /healthz?verbose: its circuit,
+// and its last error with its age, told as history once it recovered.
+func originLine(o origin.OriginState, now time.Time) string {
+	ago := func(t time.Time) string { return now.Sub(t).Round(time.Second).String() + " ago" }
+	switch {
+	case o.LastError == "":
+		return o.State.String()
+	case o.ConsecutiveFailures == 0:
+		return fmt.Sprintf("%s (answering; last failure %s: %s)", o.State, ago(o.LastErrorAt), o.LastError)
+	case o.State == origin.Closed:
+		return fmt.Sprintf("%s (%d failures in a row, the last %s: %s)", o.State, o.ConsecutiveFailures, ago(o.LastErrorAt), o.LastError)
+	}
+	return fmt.Sprintf("%s for %s (%d failures in a row, the last %s: %s)", o.State, now.Sub(o.LastChange).Round(time.Second), o.ConsecutiveFailures, ago(o.LastErrorAt), o.LastError)
 }
 
 // Drain makes /healthz answer 503 from now on, ahead of a shutdown.

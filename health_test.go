@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edgecdn/edge/cache"
+	"github.com/edgecdn/edge/origin"
 )
 
 func TestHealthTellsTheTruth(t *testing.T) {
@@ -89,6 +90,28 @@ func TestHealthShowsComponentsWithoutFailing(t *testing.T) {
 	for _, want := range []string{"certificate cdn.example.com: ok (expires in 61d)\n", "purge journal: degraded (unreachable for 2m)\n"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/healthz?verbose lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+// TestHealthOriginLines: /healthz?verbose tells an origin's last error
+// with its age, and once the origin answers again, as history.
+func TestHealthOriginLines(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		st   origin.OriginState
+		want string
+	}{
+		{origin.OriginState{State: origin.Closed}, "closed"},
+		{origin.OriginState{State: origin.Closed, LastError: "connection refused", LastErrorAt: now.Add(-5 * time.Minute)},
+			"closed (answering; last failure 5m0s ago: connection refused)"},
+		{origin.OriginState{State: origin.Closed, ConsecutiveFailures: 2, LastError: "503 SlowDown", LastErrorAt: now.Add(-3 * time.Second)},
+			"closed (2 failures in a row, the last 3s ago: 503 SlowDown)"},
+		{origin.OriginState{State: origin.Open, ConsecutiveFailures: 7, LastError: "timeout", LastErrorAt: now.Add(-time.Second), LastChange: now.Add(-time.Minute)},
+			"open for 1m0s (7 failures in a row, the last 1s ago: timeout)"},
+	} {
+		if got := originLine(tc.st, now); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
 		}
 	}
 }

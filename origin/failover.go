@@ -177,6 +177,8 @@ type OriginState struct {
 	// LastError is the message of the most recent failure; it is kept
 	// after a recovery, for diagnosis. "" if the origin never failed.
 	LastError string
+	// LastErrorAt is when that failure happened.
+	LastErrorAt time.Time
 	// LastChange is when State last changed; zero if it never did.
 	LastChange time.Time
 }
@@ -254,6 +256,7 @@ type member struct {
 	state      State
 	failures   int
 	lastErr    string
+	lastErrAt  time.Time
 	lastChange time.Time
 	probing    bool   // a prober goroutine runs for this member
 	failKey    string // the key whose failure opened the circuit
@@ -304,6 +307,7 @@ func (f *Failover) States() []OriginState {
 			State:               m.state,
 			ConsecutiveFailures: m.failures,
 			LastError:           m.lastErr,
+			LastErrorAt:         m.lastErrAt,
 			LastChange:          m.lastChange,
 		}
 	}
@@ -487,7 +491,7 @@ func (f *Failover) succeeded(m *member, key string, err error) {
 func (f *Failover) failed(m *member, key string, err error) {
 	f.mu.Lock()
 	m.failures++
-	m.lastErr = err.Error()
+	m.lastErr, m.lastErrAt = err.Error(), f.cfg.Now()
 	switch {
 	case m.state == HalfOpen, m.state == Closed && m.failures >= f.cfg.FailureThreshold:
 		m.failKey = key
@@ -619,7 +623,7 @@ func (f *Failover) probeDone(m *member, err error) bool {
 		return true
 	case err != nil:
 		m.failures++
-		m.lastErr = err.Error()
+		m.lastErr, m.lastErrAt = err.Error(), f.cfg.Now()
 		f.mu.Unlock()
 		return false
 	}

@@ -8,6 +8,9 @@
 #   pebble     Let's Encrypt's ACME test CA for the tls package and cmd/edge;
 #              internal/pebbletest starts it. Its test certificates
 #              (test/certs/) come with the module, in the module cache.
+#   dig, chromium  Debian packages (bind9-dnsutils, chromium), installed with
+#              apt when missing and running as root; the tests that need
+#              them skip otherwise.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,22 +41,39 @@ install() {
 	echo "$name $want: installed"
 }
 
-install versitygw github.com/versity/versitygw/cmd/versitygw github.com/versity/versitygw v1.8.0
-install pebble github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2 v2.10.1
+# Go tools build in parallel with the Debian packages' download: on a cold
+# machine the versitygw build is the longest step.
+install versitygw github.com/versity/versitygw/cmd/versitygw github.com/versity/versitygw v1.8.0 &
+versitygw=$!
+install pebble github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2 v2.10.1 &
+pebble=$!
 
-# dig (Debian's bind9-dnsutils) for dnsgeo's over-the-wire tests: installed
-# with apt when missing and we are root; otherwise those cases skip.
-if ! command -v dig >/dev/null 2>&1; then
-	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-		echo "dig: apt-get install bind9-dnsutils"
-		# Not fatal: without dig only dnsgeo's dig cases skip.
-		if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bind9-dnsutils; }; then
-			echo "dig: install failed: dnsgeo's dig cases will skip"
-		fi
-	else
-		echo "dig: missing and not root: dnsgeo's dig cases will skip (apt-get install bind9-dnsutils)"
+# apt_install COMMAND PACKAGE WHAT installs Debian's PACKAGE when COMMAND
+# is missing and we are root; otherwise, or when apt fails, the tests that
+# need it (WHAT) skip, saying so. Never fatal.
+apt_updated=false
+apt_install() {
+	local cmd=$1 pkg=$2 what=$3
+	if command -v "$cmd" >/dev/null 2>&1; then
+		echo "$cmd: $(command -v "$cmd")"
+		return
 	fi
-else
-	echo "dig: $(command -v dig)"
-fi
+	if [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "$cmd: missing and not root: $what will skip (apt-get install $pkg)"
+		return
+	fi
+	echo "$cmd: apt-get install $pkg"
+	if ! $apt_updated; then
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+		apt_updated=true
+	fi
+	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null; then
+		echo "$cmd: install failed: $what will skip"
+	fi
+}
+
+apt_install dig bind9-dnsutils "dnsgeo's dig cases"
+apt_install chromium chromium "the browser tests (CORS from a page on another origin)"
+
+wait "$versitygw"
+wait "$pebble"

@@ -209,6 +209,18 @@ type hooks struct {
 	ready        func(httpAddr, adminAddr net.Addr) // serving
 	httpsReady   func(httpsAddr net.Addr)           // serving HTTPS (-https), before ready
 	shuttingDown func()                             // listeners closed, in-flight requests still running
+	terminal     bool                               // print the human "serving" line as if stderr were a terminal
+}
+
+// isTerminal reports whether w is a terminal (a character device that
+// is not /dev/null).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && fi.Name() != os.DevNull && fi.Name() != "null"
 }
 
 // run is main, made testable: it returns the exit status.
@@ -339,6 +351,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 		}
 	}
 	log.Info("edge serving", "http", pl.Addr().String(), "admin", al.Addr().String(), "version", buildVersion(), "sites", len(sites), "cache_dir", o.cacheDir)
+	if hk.terminal || isTerminal(stderr) {
+		// For a person at a terminal (make run); log pipelines get JSON only.
+		what := fmt.Sprintf("%d site(s)", len(sites))
+		if len(o.origins) == 0 && o.config == "" {
+			what = "the demo site"
+		}
+		fmt.Fprintf(stderr, "edge %s: serving %s at http://%s/ (admin: http://%s/healthz?verbose)\n", buildVersion(), what, pl.Addr(), al.Addr())
+	}
 	if hk.shuttingDown != nil {
 		public.RegisterOnShutdown(hk.shuttingDown)
 	}

@@ -106,7 +106,7 @@ func TestServesDemoSite(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	go func() {
 		done <- run(ctx, []string{"-cache-dir", t.TempDir(), "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-access-log"}, &stdout, &stderr,
-			hooks{ready: func(h, a net.Addr) { addrs <- [2]net.Addr{h, a} }})
+			hooks{ready: func(h, a net.Addr) { addrs <- [2]net.Addr{h, a} }, terminal: true})
 	}()
 	var a [2]net.Addr
 	select {
@@ -115,6 +115,9 @@ func TestServesDemoSite(t *testing.T) {
 		t.Fatalf("exited with %d before serving:\n%s", code, stderr.String())
 	}
 	base, admin := "http://"+a[0].String(), "http://"+a[1].String()
+	if want := "serving the demo site at " + base + "/"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks the line for a person at a terminal, %q:\n%s", want, stderr.String())
+	}
 
 	get := func(url string, hdr ...string) (*http.Response, string) {
 		t.Helper()
