@@ -19,6 +19,12 @@ import (
 // maxURILen bounds the request target; longer ones get 414.
 const maxURILen = 8 << 10
 
+// maxHeaderBlock bounds a request's header fields (each "Name: value"
+// line with its CRLF, Host included, the request line not); larger ones
+// get 431. The server's own limit (cmd/edge) is set above it, so this
+// is the one clients meet, exactly, over HTTP/1.1 and HTTP/2 alike.
+const maxHeaderBlock = 32 << 10
+
 // DefaultFetchTimeout bounds one origin fetch, body included.
 const DefaultFetchTimeout = 30 * time.Second
 
@@ -211,7 +217,25 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
 		h.reject(w, http.StatusRequestURITooLong)
 		return false
 	}
+	if headerBlockOver(r, maxHeaderBlock) {
+		h.reject(w, http.StatusRequestHeaderFieldsTooLarge)
+		return false
+	}
 	return true
+}
+
+// headerBlockOver reports whether r's header fields, written as HTTP/1.1
+// lines ("Name: value\r\n", Host included), take more than limit bytes.
+func headerBlockOver(r *http.Request, limit int) bool {
+	n := len("Host: \r\n") + len(r.Host)
+	for name, values := range r.Header {
+		for _, v := range values {
+			if n += len(name) + len(": \r\n") + len(v); n > limit {
+				return true
+			}
+		}
+	}
+	return n > limit
 }
 
 // resolve routes r to its site and cleans its path into the object path.

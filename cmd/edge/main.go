@@ -392,16 +392,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	return status
 }
 
-// maxRequestHead bounds a request's line and header fields together, as
-// they arrive over HTTP/1.1 (CRLFs included): 40 KiB, room for the 8 KiB
-// request target the edge accepts (a longer one gets 414 from the
-// handler) and 32 KiB of header fields. A larger head gets 431 from
-// net/http before the handler runs. net/http reads 4 KiB past
-// MaxHeaderBytes ("bufio slop"), hence the difference.
-const (
-	maxRequestHead = 40 << 10
-	maxHeaderBytes = maxRequestHead - 4096
-)
+// maxHeaderBytes is net/http's bound on a request's head (line and
+// fields; it reads 4 KiB more). The handler bounds the parts exactly, the
+// target to 8 KiB (414) and the fields to 32 KiB (431); this is set
+// above their sum so that the server's own, rougher limit (431 too) is
+// only met by heads the handler would refuse anyway.
+const maxHeaderBytes = 48 << 10
 
 // keepWarmInterval is how often the must-serve paths are checked and
 // refreshed when missing or expired.
