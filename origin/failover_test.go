@@ -375,7 +375,7 @@ func TestFailoverCircuitOpens(t *testing.T) {
 	log.none(t)
 	get() // the third failure opens a's circuit
 	log.want(t, "a open")
-	want := OriginState{Name: "a", State: Open, ConsecutiveFailures: 3, LastError: "503 SlowDown", LastChange: now}
+	want := OriginState{Name: "a", State: Open, ConsecutiveFailures: 3, LastError: "503 SlowDown", LastErrorAt: now, LastChange: now}
 	if st := f.States()[0]; st != want {
 		t.Errorf("a: %+v, want %+v", st, want)
 	}
@@ -511,7 +511,7 @@ func TestFailoverProberRecovers(t *testing.T) {
 
 	// A failing probe keeps the circuit open.
 	tick <- time.Time{}
-	if c := a.next(t); c != (fakeCall{key: "/opening.js"}) {
+	if c := a.next(t); c.key != "/opening.js" || c.cond.IfNoneMatch != "" || !c.cond.IfModifiedSince.IsZero() {
 		t.Errorf("probe = %+v, want an unconditional Get of the last served key", c)
 	}
 	tick <- time.Time{} // accepted once the first probe is recorded

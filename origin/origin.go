@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"time"
 )
 
@@ -38,6 +39,10 @@ var (
 type Conditions struct {
 	IfNoneMatch     string    // the cached copy's origin ETag, quoted
 	IfModifiedSince time.Time // the cached copy's Last-Modified
+	// Header holds request header fields for an origin that speaks HTTP
+	// to send as they are (Authorization, Cookie, X-Forwarded-For, Via,
+	// ...). S3 and directories ignore it.
+	Header http.Header
 }
 
 // Object is one object as the origin stores it.
@@ -55,6 +60,12 @@ type Object struct {
 	ContentType     string
 	ContentEncoding string // as stored: "" (identity), "gzip", ...
 	CacheControl    string // as stored; "" when none
+	// Status is the HTTP status of an origin that speaks HTTP; 0 means
+	// 200. S3 and directories only answer 200 (the rest are errors).
+	Status int
+	// Header is every response header field an HTTP origin sent, but the
+	// hop-by-hop ones; nil for S3 and directories.
+	Header http.Header
 }
 
 // Origin is where objects come from. Implementations are safe for

@@ -13,6 +13,7 @@ import (
 //
 //	s3://BUCKET[/PREFIX][?region=R&endpoint=URL&path_style=true&connect_timeout=D&header_timeout=D]   see NewS3
 //	dir:PATH                                                                                        see NewDir
+//	http(s)://HOST[:PORT][/PREFIX][?ca_file=PEM&connect_timeout=D&header_timeout=D]                 see NewHTTP
 //
 // Errors name the spec (with any password in it redacted).
 func Parse(ctx context.Context, spec string) (Origin, error) {
@@ -37,6 +38,16 @@ func Parse(ctx context.Context, spec string) (Origin, error) {
 			return nil, fmt.Errorf("origin %q: %w", spec, err)
 		}
 		return o, nil
+	case strings.HasPrefix(spec, "http://"), strings.HasPrefix(spec, "https://"):
+		u, err := s3client.ParseURL(spec)
+		if err != nil {
+			return nil, fmt.Errorf("origin %q: %w", s3client.Redact(spec), err)
+		}
+		o, err := NewHTTP(u)
+		if err != nil {
+			return nil, fmt.Errorf("origin %q: %w", s3client.Redact(spec), err)
+		}
+		return o, nil
 	}
-	return nil, fmt.Errorf("origin %q: unknown scheme (want s3://BUCKET[/PREFIX] or dir:PATH)", spec)
+	return nil, fmt.Errorf("origin %q: unknown scheme (want s3://BUCKET[/PREFIX], http(s)://HOST[/PREFIX] or dir:PATH)", spec)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -185,7 +186,7 @@ func TestS3Get(t *testing.T) {
 				t.Error("LastModified is zero")
 			}
 			got.LastModified = time.Time{}
-			if got != *tc.want {
+			if !reflect.DeepEqual(got, *tc.want) {
 				t.Errorf("object:\n got %+v\nwant %+v", got, *tc.want)
 			}
 		})

@@ -175,11 +175,11 @@ func New(ctx context.Context, u *url.URL, what string) (*Bucket, error) {
 			return nil, fmt.Errorf("%s: path_style %q: want true or false", what, q.Get("path_style"))
 		}
 	}
-	dialTimeout, err := durationParam(q, "connect_timeout", DefaultDialTimeout, what)
+	dialTimeout, err := DurationParam(q, "connect_timeout", DefaultDialTimeout, what)
 	if err != nil {
 		return nil, err
 	}
-	headerTimeout, err := durationParam(q, "header_timeout", DefaultResponseHeaderTimeout, what)
+	headerTimeout, err := DurationParam(q, "header_timeout", DefaultResponseHeaderTimeout, what)
 	if err != nil {
 		return nil, err
 	}
@@ -234,9 +234,10 @@ func validPrefix(p string) bool {
 	return fs.ValidPath(p) && p != "." && !strings.ContainsAny(p, "\\\x00")
 }
 
-// durationParam returns the positive duration in query parameter name, or
-// def when the parameter is absent.
-func durationParam(q url.Values, name string, def time.Duration, what string) (time.Duration, error) {
+// DurationParam returns the positive duration in query parameter name
+// (def when absent); errors start with what. The HTTP origin takes its
+// timeouts the same way.
+func DurationParam(q url.Values, name string, def time.Duration, what string) (time.Duration, error) {
 	if !q.Has(name) {
 		return def, nil
 	}
