@@ -272,12 +272,12 @@ func (c *Config) validate() error {
 			return fieldErr("give origin or origins, not both", "sites", i, "origins")
 		}
 		for j, o := range s.OriginList() {
-			if !strings.HasPrefix(o, "s3://") && !strings.HasPrefix(o, "dir:") {
+			if !strings.HasPrefix(o, "s3://") && !strings.HasPrefix(o, "dir:") && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
 				path := []any{"sites", i, "origin"}
 				if len(s.Origins) > 0 {
 					path = []any{"sites", i, "origins", j}
 				}
-				return fieldErr(fmt.Sprintf("%q: want s3://BUCKET[/PREFIX] or dir:PATH", o), path...)
+				return fieldErr(fmt.Sprintf("%q: want s3://BUCKET[/PREFIX], http(s)://HOST[/PREFIX] or dir:PATH", o), path...)
 			}
 		}
 		if strings.Contains(s.Index, "/") {

@@ -49,7 +49,7 @@ sites:
 		{"two defaults", "sites:\n  - ttl: 1m\n  - ttl: 2m\n", "line 3: sites[1].hosts"},
 		{"duplicate host", "sites:\n  - hosts: [a, b]\n  - hosts: [B]\n", "sites[1].hosts[0]: host \"b\" is already in sites[0]"},
 		{"host with port", "sites:\n  - hosts: [a:443]\n", "sites[0].hosts[0]"},
-		{"bad origin", "sites:\n  - origin: http://x\n", "line 2: sites[0].origin"},
+		{"bad origin", "sites:\n  - origin: ftp://x\n", "line 2: sites[0].origin"},
 		{"index with slash", "sites:\n  - index: a/b.html\n", "sites[0].index"},
 		{"relative prefix", "sites:\n  - rules:\n    - prefix: w/\n", "line 3: sites[0].rules[0].prefix"},
 		{"header injection", "sites:\n  - rules:\n    - prefix: /w\n      cache_control: \"a\\r\\nSet-Cookie: x\"\n", "cache_control: must be one line"},
