@@ -64,26 +64,3 @@ sites:
 	}
 }
 
-func TestParseCacheControl(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want directives
-	}{
-		{"", directives{}},
-		{"max-age=60", directives{maxAge: time.Minute, hasMaxAt: true}},
-		{"MAX-AGE = 60", directives{maxAge: time.Minute, hasMaxAt: true}},
-		{`max-age="60"`, directives{maxAge: time.Minute, hasMaxAt: true}},
-		{"s-maxage=10, max-age=60", directives{maxAge: 10 * time.Second, hasMaxAt: true}},
-		{"max-age=60, s-maxage=10", directives{maxAge: 10 * time.Second, hasMaxAt: true}},
-		{"max-age=-1", directives{}},
-		{"max-age=1e3", directives{}},
-		{"no-store", directives{noStore: true}},
-		{"private, max-age=5", directives{noStore: true, maxAge: 5 * time.Second, hasMaxAt: true}},
-		{"no-cache", directives{noCache: true}},
-		{"public, max-age=99999999999999999999", directives{}},
-	} {
-		if got := parseCacheControl(tc.in); got != tc.want {
-			t.Errorf("%q: %+v, want %+v", tc.in, got, tc.want)
-		}
-	}
-}

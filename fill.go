@@ -173,5 +173,5 @@ func (h *Handler) fetch(ctx context.Context, s *site, p string, stale, broken *c
 		meta.Coding = stored.Token()
 		meta.Compressible = negotiate.Compressible(ct, o.CacheControl, o.Size)
 	}
-	return &cache.Response{Meta: meta, Body: o.Body, NoStore: cc.noStore}, nil
+	return &cache.Response{Meta: meta, Body: o.Body, NoStore: cc.noStore || cc.private}, nil
 }
