@@ -475,7 +475,10 @@ func (st *snapshot) resolve(rep *reply, qname, lname string, qtype uint16, clien
 			st.negative(m, st.cfg.SOA.TTL)
 			return 0
 		}
-		if n.cname == nil || qtype == dns.TypeCNAME {
+		// A CNAME owner has no other data, so CNAME and ANY (which
+		// matches every type) are answered with the CNAME alone
+		// (RFC 1034 §3.6.2, §4.3.2 step 3a); other types follow it.
+		if n.cname == nil || qtype == dns.TypeCNAME || qtype == dns.TypeANY {
 			break
 		}
 		m.Answer = append(m.Answer, withOwner(n.cname, owner))
@@ -488,8 +491,12 @@ func (st *snapshot) resolve(rep *reply, qname, lname string, qtype uint16, clien
 	}
 
 	switch {
+	case n.cname != nil: // asked for the CNAME itself, or ANY
+		m.Answer = append(m.Answer, withOwner(n.cname, owner))
+		return 0
 	case qtype == dns.TypeANY:
-		// RFC 8482 §4.2: one synthesized HINFO instead of everything.
+		// RFC 8482 §4.2: one synthesized HINFO instead of everything,
+		// for names that are not aliases.
 		if n.empty() {
 			st.negative(m, st.cfg.SOA.TTL)
 			return 0
@@ -513,10 +520,6 @@ func (st *snapshot) resolve(rep *reply, qname, lname string, qtype uint16, clien
 		}
 		m.Answer = append(m.Answer, rrs...)
 		return scope
-	}
-	if n.cname != nil { // asked for the CNAME itself
-		m.Answer = append(m.Answer, withOwner(n.cname, owner))
-		return 0
 	}
 	set := n.rrsets[qtype]
 	if len(set) == 0 {

@@ -220,3 +220,39 @@ func TestEmptyNonTerminals(t *testing.T) {
 		}
 	}
 }
+
+// TestANYOnCNAME: ANY at a name that owns a CNAME is answered with the
+// CNAME alone, not by following it (RFC 1034 §3.6.2, §4.3.2 step 3a);
+// the RFC 8482 HINFO is for names that are not aliases.
+func TestANYOnCNAME(t *testing.T) {
+	ts := startServer(t, mustConfig(t, baseYAML), mustTable(t, baseCSV), Options{})
+	tests := []struct {
+		qname string
+		want  []string
+	}{
+		{"www.example.test.", []string{"www.example.test.\t300\tIN\tCNAME\tcdn.example.test."}},
+		{"alias.example.test.", []string{"alias.example.test.\t300\tIN\tCNAME\twww.example.test."}},
+		{"ext.example.test.", []string{"ext.example.test.\t300\tIN\tCNAME\tcdn.other.test."}},
+		{"WwW.Example.TEST.", []string{"WwW.Example.TEST.\t300\tIN\tCNAME\tcdn.example.test."}},
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, tc := range tests {
+			t.Run(network+"/"+tc.qname, func(t *testing.T) {
+				r := exchange(t, ts.addr, network, question(tc.qname, dns.TypeANY, 1232))
+				if r.Rcode != dns.RcodeSuccess || !r.Authoritative {
+					t.Fatalf("rcode %s AA %v", dns.RcodeToString[r.Rcode], r.Authoritative)
+				}
+				var got []string
+				for _, rr := range r.Answer {
+					got = append(got, rr.String())
+				}
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("answer:\n got %q\nwant %q", got, tc.want)
+				}
+				if len(r.Ns) != 0 {
+					t.Errorf("authority %v, want none", r.Ns)
+				}
+			})
+		}
+	}
+}
