@@ -42,6 +42,12 @@ var rcodeLabels = [...]int{
 	dns.RcodeNotImplemented, dns.RcodeRefused, dns.RcodeBadVers,
 }
 
+// rcodeNames are the label values of rcodeLabels. Not dns.RcodeToString:
+// rcode 16 is BADVERS in an OPT record (RFC 6891) and BADSIG in a TSIG
+// record (RFC 8945), and miekg/dns names it BADSIG; a server without
+// TSIG only ever sends it as BADVERS.
+var rcodeNames = [len(rcodeLabels)]string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS"}
+
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
@@ -117,7 +123,7 @@ func (m *metrics) query(qtype uint16, rcode int) {
 			tl = dns.TypeToString[qtypeLabels[ti]]
 		}
 		if ri < len(rcodeLabels) {
-			rl = dns.RcodeToString[rcodeLabels[ri]]
+			rl = rcodeNames[ri]
 		}
 		c := m.queries.WithLabelValues(tl, rl)
 		p = &c
