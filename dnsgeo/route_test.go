@@ -215,3 +215,39 @@ func TestDeterministicAcrossServers(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// TestECSScopeMapped: an ECS prefix of family 2 that is IPv4-mapped
+// (::ffff:a.b.c.d/N) is routed by the IPv4 rows, and its scope is given
+// in IPv6 bits (RFC 7871 §7.2.1, §7.3.1): /118 for a /22 row, not /22,
+// which a resolver would cache for ::/22, every IPv4-mapped client.
+// Plain IPv6 scopes stop short of the mapped block for the same reason.
+func TestECSScopeMapped(t *testing.T) {
+	ts := startServer(t, mustConfig(t, baseYAML), mustTable(t, baseCSV), Options{})
+	tests := []struct {
+		subnet string
+		want   []string
+		scope  uint8
+	}{
+		{"::ffff:198.51.100.0/120", regionA["eu-west-1"], 96 + 22},
+		{"::ffff:203.0.113.0/120", regionA["ap-south-1"], 96 + 24},
+		{"::ffff:192.0.2.0/120", regionA["us-west-2"], 96 + 6}, // no row: default order, 192.0.0.0/6
+		{"100::/64", regionA["us-west-2"], 8},                  // ::/3 would cover ::ffff:0:0/96
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, tc := range tests {
+			t.Run(network+"/"+tc.subnet, func(t *testing.T) {
+				r := exchange(t, ts.addr, network, withECS(question("cdn.example.test.", dns.TypeA, 1232), tc.subnet))
+				if got := addrs(r.Answer); !slices.Equal(got, tc.want) {
+					t.Errorf("answer %v, want %v", got, tc.want)
+				}
+				e := replyECS(r)
+				if e == nil {
+					t.Fatal("ECS not echoed")
+				}
+				if e.Family != 2 || e.SourceScope != tc.scope {
+					t.Errorf("family %d scope %d, want family 2 scope %d", e.Family, e.SourceScope, tc.scope)
+				}
+			})
+		}
+	}
+}

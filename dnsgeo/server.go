@@ -424,9 +424,25 @@ func (st *snapshot) answer(r *dns.Msg, client netip.Addr) *reply {
 		rep.name = st.zone.origin
 	}
 	if ecs != nil && ecs.SourceNetmask > 0 {
-		ecs.SourceScope = uint8(scope)
+		ecs.SourceScope = uint8(ecsScope(ecs.Family, client, scope, rep.routed))
 	}
 	return rep
+}
+
+// ecsScope returns the SCOPE PREFIX-LENGTH of an answer, in the family
+// of the query (RFC 7871 §7.2.1): the table matches an IPv4-mapped IPv6
+// address (family 2, ::ffff:a.b.c.d) as IPv4, so its scope is counted
+// in IPv4 bits and must be moved past the 96-bit ::ffff:0:0 prefix; /22
+// would tell the resolver that the answer holds for ::/22. Answers that
+// are not routed hold for everyone: scope 0.
+func ecsScope(family uint16, client netip.Addr, scope int, routed bool) int {
+	if !routed {
+		return 0
+	}
+	if family == 2 && client.Is4In6() {
+		return 96 + scope
+	}
+	return scope
 }
 
 // ecsPrefix validates an ECS option of a query (RFC 7871 §6, §7.1.1):
