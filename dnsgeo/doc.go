@@ -6,9 +6,12 @@
 //
 // A query flows like this:
 //
-//  1. miekg/dns reads the packet; Server.accept screens the header
-//     (responses ignored, other opcodes NOTIMP, not one question FORMERR).
-//  2. Server.ServeDNS takes the current snapshot (config, zone, latency
+//  1. A UDP loop (one per CPU) or a TCP connection reads the packet and
+//     hands its bytes to Server.respond, the one request path. It
+//     screens the header: responses are ignored, other opcodes get
+//     NOTIMP, not one plain question FORMERR (with the question and the
+//     OPT record when they can be read). miekg/dns parses the rest.
+//  2. respond takes the current snapshot (config, zone, latency
 //     table, health) with one atomic load; reloads swap snapshots, so a
 //     query never sees half of a change.
 //  3. The question is checked (class IN, in the zone, EDNS version 0,
@@ -22,9 +25,11 @@
 //     regions (fastest first); the first region not down answers. No
 //     match: the configured default order. Every region down: all of
 //     them. The ECS option is echoed with the scope of the answer.
-//  5. UDP responses are rate limited per client network (RRL) and cut
-//     to the client's buffer: an answer that does not fit is sent empty
-//     with TC set, and the client retries over TCP.
+//  5. UDP responses, errors included, are rate limited per client
+//     network (RRL) and cut to the client's buffer: an answer that does
+//     not fit is sent empty with TC set, and the client retries over TCP.
+//     The reply is packed with its names in lower case, and the query's
+//     spelling of the question is copied back (0x20).
 //
 // Health comes from a Prober that fetches every region's health URL on
 // an interval; a region is down after Fall consecutive failures and up

@@ -25,6 +25,7 @@ type metrics struct {
 	truncated    prometheus.Counter
 	malformed    prometheus.Counter
 	panics       prometheus.Counter
+	ioErrors     *prometheus.CounterVec // op
 	reloads      *prometheus.CounterVec // file, result
 	prefixes     prometheus.Gauge
 	lastReload   prometheus.Gauge
@@ -78,6 +79,9 @@ func newMetrics() *metrics {
 	m.malformed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "dnsgeo_malformed_total", Help: "Packets that could not be parsed (answered FORMERR when the header was readable, else dropped).",
 	})
+	m.ioErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dnsgeo_io_errors_total", Help: "Failed socket operations: udp read, udp write, tcp accept.",
+	}, []string{"op"})
 	m.panics = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "dnsgeo_panics_total", Help: "Queries whose handling panicked (answered SERVFAIL). Should stay 0.",
 	})
@@ -92,7 +96,7 @@ func newMetrics() *metrics {
 	})
 	for _, c := range []prometheus.Collector{
 		m.queries, m.answers, m.regionUp, m.probeLatency, m.probes, m.rrl, m.truncated,
-		m.malformed, m.panics, m.reloads, m.prefixes, m.lastReload,
+		m.malformed, m.panics, m.ioErrors, m.reloads, m.prefixes, m.lastReload,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		f(c)
