@@ -20,7 +20,9 @@ type reply struct {
 	limitUDP int // size limit for UDP
 }
 
-// answer builds the response to the query r from client.
+// answer builds the response to the query r from client. wire is the
+// query as it was received, for what parsing loses (the length of the
+// ECS address); nil for queries built here.
 //
 // The reply's question and owner names are in lower case, whatever the
 // query's spelling: the caller copies the query's name over the packed
@@ -28,7 +30,7 @@ type reply struct {
 // bytes, and whether it fits in the client's buffer, never depend on
 // the case of the query, which some resolvers randomize as a defence
 // against spoofing (draft-vixie-dnsext-dns0x20) and then check.
-func (st *snapshot) answer(r *dns.Msg, client netip.Addr) *reply {
+func (st *snapshot) answer(r *dns.Msg, wire []byte, client netip.Addr) *reply {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Compress = true
@@ -93,6 +95,11 @@ func (st *snapshot) answer(r *dns.Msg, client netip.Addr) *reply {
 			src, ok := ecsPrefix(ecs)
 			if !ok {
 				return fail(dns.RcodeFormatError) // RFC 7871 §7.1.1
+			}
+			// §6: ADDRESS is truncated to SOURCE PREFIX-LENGTH bits,
+			// padded to the octet; too few or too many octets: FORMERR.
+			if wire != nil && len(wireECS(wire)) != 4+(int(ecs.SourceNetmask)+7)/8 {
+				return fail(dns.RcodeFormatError)
 			}
 			echo := &dns.EDNS0_SUBNET{
 				Code: dns.EDNS0SUBNET, Family: ecs.Family, SourceNetmask: ecs.SourceNetmask,

@@ -67,7 +67,7 @@ func (s *Server) slow(st *snapshot, pkt []byte, client netip.Addr, udp bool, out
 		s.metrics.malformed.Inc()
 		return s.rejected(st, pkt, client, udp, dns.RcodeFormatError, out)
 	}
-	rep := st.answer(req, client)
+	rep := st.answer(req, pkt, client)
 	m := rep.msg
 	if udp && st.rrl != nil {
 		var nb [maxNameWire]byte
@@ -165,7 +165,7 @@ func rejectReply(pkt []byte, rcode int, out []byte) ([]byte, uint16) {
 	b = append(nb, pkt[end:end+4]...)
 	b[5] = 1
 	qtype := be16(pkt[end:])
-	if do, found := findOPT(pkt, end+4, qd-1, an+ns, ar); found {
+	if do, _, found := findOPT(pkt, end+4, qd-1, an+ns, ar); found {
 		b = appendOPTHeader(b, do, 0)
 		b[11] = 1
 	}
@@ -295,26 +295,55 @@ func skipName(msg []byte, off int) (int, bool) {
 
 // findOPT looks for an OPT record in the additional section of msg,
 // whose questions (after the first) and answer and authority records
-// start at off, and returns its DO bit. It reads only the records'
-// headers.
-func findOPT(msg []byte, off, questions, records, additional int) (do, found bool) {
+// start at off, and returns its DO bit and its RDATA (nil when cut
+// short). It reads only the records' headers.
+func findOPT(msg []byte, off, questions, records, additional int) (do bool, rdata []byte, found bool) {
 	var ok bool
 	for range questions {
 		if off, ok = skipName(msg, off); !ok {
-			return false, false
+			return false, nil, false
 		}
 		off += 4
 	}
 	for i := range records + additional {
 		if off, ok = skipName(msg, off); !ok || off+10 > len(msg) {
-			return false, false
+			return false, nil, false
 		}
+		end := off + 10 + int(be16(msg[off+8:]))
 		if i >= records && be16(msg[off:]) == dns.TypeOPT {
-			return msg[off+6]&0x80 != 0, true
+			if end <= len(msg) {
+				rdata = msg[off+10 : end]
+			}
+			return msg[off+6]&0x80 != 0, rdata, true
 		}
-		off += 10 + int(be16(msg[off+8:]))
+		off = end
 	}
-	return false, false
+	return false, nil, false
+}
+
+// wireECS returns the data of the first Client Subnet option of the
+// query msg as it was sent, nil when there is none. The parsed option
+// has lost what answer needs to check: how many address octets came.
+func wireECS(msg []byte) []byte {
+	off, ok := skipName(msg, headerLen)
+	if !ok {
+		return nil
+	}
+	_, rdata, found := findOPT(msg, off+4, int(be16(msg[4:]))-1, int(be16(msg[6:]))+int(be16(msg[8:])), int(be16(msg[10:])))
+	if !found {
+		return nil
+	}
+	for len(rdata) >= 4 {
+		code, n := be16(rdata), int(be16(rdata[2:]))
+		if 4+n > len(rdata) {
+			return nil
+		}
+		if code == dns.EDNS0SUBNET {
+			return rdata[4 : 4+n]
+		}
+		rdata = rdata[4+n:]
+	}
+	return nil
 }
 
 // optHeaderLen is the size of an OPT record without options.

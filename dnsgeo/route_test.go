@@ -251,3 +251,51 @@ func TestECSScopeMapped(t *testing.T) {
 		}
 	}
 }
+
+// TestECSAddressLength: an ECS option whose ADDRESS has more or fewer
+// octets than its SOURCE PREFIX-LENGTH needs gets FORMERR (RFC 7871 §6),
+// over UDP and TCP, with an OPT record in the reply; it used to be
+// routed as if valid.
+func TestECSAddressLength(t *testing.T) {
+	ts := startServer(t, mustConfig(t, baseYAML), mustTable(t, baseCSV), Options{})
+	raw := func(family uint16, source uint8, addr ...byte) *dns.Msg {
+		q := question("cdn.example.test.", dns.TypeA, 1232)
+		data := append([]byte{byte(family >> 8), byte(family), source, 0}, addr...)
+		q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: data})
+		return q
+	}
+	tests := []struct {
+		name  string
+		q     *dns.Msg
+		rcode int
+	}{
+		{"ipv4 /24 with 4 octets", raw(1, 24, 203, 0, 113, 0), dns.RcodeFormatError},
+		{"ipv4 /24 with 2 octets", raw(1, 24, 203, 0), dns.RcodeFormatError},
+		{"ipv4 /0 with 1 octet", raw(1, 0, 0), dns.RcodeFormatError},
+		{"ipv4 /32 with 3 octets", raw(1, 32, 203, 0, 113), dns.RcodeFormatError},
+		{"ipv6 /48 with 16 octets", raw(2, 48, 0x20, 0x01, 0x0d, 0xb8, 0, 0xee, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), dns.RcodeFormatError},
+		{"family 0 /0 with 4 octets", raw(0, 0, 0, 0, 0, 0), dns.RcodeFormatError},
+		// The right lengths are answered.
+		{"ipv4 /24 with 3 octets", raw(1, 24, 203, 0, 113), dns.RcodeSuccess},
+		{"ipv4 /20 with 3 octets", raw(1, 20, 203, 0, 112), dns.RcodeSuccess},
+		{"ipv4 /0 with none", raw(1, 0), dns.RcodeSuccess},
+		{"ipv6 /48 with 6 octets", raw(2, 48, 0x20, 0x01, 0x0d, 0xb8, 0, 0xee), dns.RcodeSuccess},
+		{"family 0 /0 with none (dig +subnet=0)", raw(0, 0), dns.RcodeSuccess},
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, tc := range tests {
+			t.Run(network+"/"+tc.name, func(t *testing.T) {
+				r := exchange(t, ts.addr, network, tc.q)
+				if r.Rcode != tc.rcode {
+					t.Fatalf("rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[tc.rcode])
+				}
+				if r.IsEdns0() == nil {
+					t.Error("no OPT in the reply")
+				}
+				if tc.rcode != dns.RcodeSuccess && len(r.Answer) != 0 {
+					t.Errorf("answers with FORMERR: %v", r.Answer)
+				}
+			})
+		}
+	}
+}
