@@ -17,7 +17,8 @@ type reply struct {
 	region   int    // routed region, -1 when not routed or all down
 	source   routeSource
 	routed   bool
-	limitUDP int // size limit for UDP
+	limitUDP int      // size limit for UDP
+	opt      *dns.OPT // the reply's OPT record, nil without EDNS
 }
 
 // answer builds the response to the query r from client. wire is the
@@ -44,6 +45,11 @@ func (st *snapshot) answer(r *dns.Msg, wire []byte, client netip.Addr) *reply {
 		m.Authoritative = false
 		m.Answer, m.Ns = nil, nil
 		return rep
+	}
+	// Extended DNS Errors (RFC 8914) say why a query was refused.
+	refuse := func(code uint16) *reply {
+		rep.extendedError(code, "")
+		return fail(dns.RcodeRefused)
 	}
 	if r.Opcode != dns.OpcodeQuery {
 		m.Question = nil
@@ -76,6 +82,7 @@ func (st *snapshot) answer(r *dns.Msg, wire []byte, client netip.Addr) *reply {
 			opt.SetDo() // RFC 3225 §3: copy DO, though we do not sign
 		}
 		m.Extra = append(m.Extra, opt)
+		rep.opt = opt
 		rep.limitUDP = max(noEDNSSize, min(int(reqOpt.UDPSize()), maxUDPSize))
 		if opts > 1 || reqOpt.Hdr.Name != "." { // §6.1.1: one OPT, root owner
 			return fail(dns.RcodeFormatError)
@@ -117,11 +124,11 @@ func (st *snapshot) answer(r *dns.Msg, wire []byte, client netip.Addr) *reply {
 
 	q := r.Question[0]
 	if q.Qclass != dns.ClassINET {
-		return fail(dns.RcodeRefused) // not authoritative for other classes
+		return refuse(dns.ExtendedErrorCodeNotAuthoritative) // for other classes
 	}
 	switch q.Qtype {
 	case dns.TypeAXFR, dns.TypeIXFR:
-		return fail(dns.RcodeRefused) // no zone transfers: every server has the config
+		return refuse(dns.ExtendedErrorCodeProhibited) // no zone transfers: every server has the config
 	case dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY, dns.TypeNone:
 		return fail(dns.RcodeFormatError) // meta types are not questions
 	case dns.TypeMAILA, dns.TypeMAILB:
@@ -129,7 +136,7 @@ func (st *snapshot) answer(r *dns.Msg, wire []byte, client netip.Addr) *reply {
 	}
 	lname := strings.ToLower(q.Name)
 	if !st.zone.inZone(lname) {
-		return fail(dns.RcodeRefused)
+		return refuse(dns.ExtendedErrorCodeNotAuthoritative)
 	}
 	m.Authoritative = true
 	rep.class = rrlClassAnswer
@@ -238,9 +245,15 @@ func (st *snapshot) resolve(rep *reply, lname string, qtype uint16, client netip
 		})
 		return 0
 	case n.routed && (qtype == dns.TypeA || qtype == dns.TypeAAAA):
-		regions, scope, src := st.router.route(client, st.prober.Down())
+		regions, first, scope, src := st.router.route(client, st.prober.Down())
 		rep.routed, rep.source = true, src
-		if src != sourceAllDown {
+		switch {
+		case src == sourceAllDown:
+			rep.extendedError(dns.ExtendedErrorCodeOther, allDownText)
+		case regions[0] != first:
+			rep.region = int(regions[0])
+			rep.extendedError(dns.ExtendedErrorCodeOther, st.router.regions[first].failoverText)
+		default:
 			rep.region = int(regions[0])
 		}
 		rrs := st.router.addrRecords(regions, lname, qtype, st.cfg.TTL)
@@ -301,5 +314,22 @@ func (st *snapshot) additional(m *dns.Msg, set []dns.RR) {
 			m.Extra = append(append(m.Extra[:i:i], m.Extra[i+1:]...), opt)
 			break
 		}
+	}
+}
+
+// allDownText is the EXTRA-TEXT of an answer given while every region
+// is down; failoverText (per region) that of one given because the
+// client's first region is down.
+const allDownText = "all regions down: answering with all of them"
+
+func failoverText(region string) string { return "failover: region " + region + " is down" }
+
+// extendedError adds an Extended DNS Error (RFC 8914) to the reply,
+// when the query has EDNS: a resolver logs it and shows it (dig
+// prints "EDE: ..."), which makes a refusal or a failover visible from
+// the outside.
+func (rep *reply) extendedError(code uint16, text string) {
+	if rep.opt != nil {
+		rep.opt.Option = append(rep.opt.Option, &dns.EDNS0_EDE{InfoCode: code, ExtraText: text})
 	}
 }
