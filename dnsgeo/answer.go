@@ -23,7 +23,9 @@ type reply struct {
 
 // answer builds the response to the query r from client. wire is the
 // query as it was received, for what parsing loses (the length of the
-// ECS address); nil for queries built here.
+// ECS address); nil for queries built here. region, when not -1, is
+// the region a routed answer goes to, whatever the client and the
+// health of the regions (compile builds every region's answer).
 //
 // The reply's question and owner names are in lower case, whatever the
 // query's spelling: the caller copies the query's name over the packed
@@ -31,7 +33,7 @@ type reply struct {
 // bytes, and whether it fits in the client's buffer, never depend on
 // the case of the query, which some resolvers randomize as a defence
 // against spoofing (draft-vixie-dnsext-dns0x20) and then check.
-func (st *snapshot) answer(r *dns.Msg, wire []byte, client netip.Addr) *reply {
+func (st *snapshot) answer(r *dns.Msg, wire []byte, client netip.Addr, region int) *reply {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Compress = true
@@ -142,7 +144,7 @@ func (st *snapshot) answer(r *dns.Msg, wire []byte, client netip.Addr) *reply {
 	rep.class = rrlClassAnswer
 	rep.name = lname
 
-	scope := st.resolve(rep, lname, q.Qtype, client)
+	scope := st.resolve(rep, lname, q.Qtype, client, region)
 	if m.Rcode == dns.RcodeNameError {
 		rep.class = rrlClassNXDomain
 		rep.name = st.zone.origin
@@ -204,7 +206,7 @@ func ecsPrefix(e *dns.EDNS0_SUBNET) (netip.Prefix, bool) {
 
 // resolve fills rep.msg with the answer for (lname, qtype) and returns
 // the ECS scope of that answer: 0 unless the answer was routed.
-func (st *snapshot) resolve(rep *reply, lname string, qtype uint16, client netip.Addr) int {
+func (st *snapshot) resolve(rep *reply, lname string, qtype uint16, client netip.Addr, region int) int {
 	m, z := rep.msg, st.zone
 	var n *node
 	for hops := 0; ; hops++ {
@@ -245,7 +247,17 @@ func (st *snapshot) resolve(rep *reply, lname string, qtype uint16, client netip
 		})
 		return 0
 	case n.routed && (qtype == dns.TypeA || qtype == dns.TypeAAAA):
-		regions, first, scope, src := st.router.route(client, st.prober.Down())
+		var (
+			regions []uint8
+			first   uint8
+			scope   int
+			src     routeSource
+		)
+		if region >= 0 {
+			regions, first = []uint8{uint8(region)}, uint8(region)
+		} else {
+			regions, first, scope, src = st.router.route(client, st.prober.Down())
+		}
 		rep.routed, rep.source = true, src
 		switch {
 		case src == sourceAllDown:

@@ -31,6 +31,18 @@
 //     The reply is packed with its names in lower case, and the query's
 //     spelling of the question is copied back (0x20).
 //
+// That is the reference path. Most queries never take it: when a
+// snapshot is made, compile runs it on a query for every name and type
+// that has an answer of its own (and every region, for routed names)
+// and keeps the packed replies; the fast path (fast.go) reads the
+// query's bytes, finds the reply, copies it and patches the ID, the RD
+// and CD bits, the question and the OPT record (ECS echo and scope,
+// Extended DNS Error), with no allocation. What it does not handle
+// (other classes and opcodes, compressed question names, options other
+// than ECS, NSID, COOKIE and PADDING, every region down, anything
+// malformed) goes to the reference path, and FuzzFastPath holds the two
+// to the same bytes for any packet.
+//
 // Health comes from a Prober that fetches every region's health URL on
 // an interval; a region is down after Fall consecutive failures and up
 // after Rise successes. With the defaults (2 s, fall 2) a dead edge

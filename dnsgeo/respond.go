@@ -47,6 +47,9 @@ func (s *Server) respond(pkt []byte, client netip.Addr, udp bool, out []byte) (r
 		}
 	}()
 	st := s.state.Load()
+	if reply, ok := s.fast(st, pkt, client, udp, out); ok {
+		return reply
+	}
 	return s.slow(st, pkt, client, udp, out)
 }
 
@@ -67,7 +70,7 @@ func (s *Server) slow(st *snapshot, pkt []byte, client netip.Addr, udp bool, out
 		s.metrics.malformed.Inc()
 		return s.rejected(st, pkt, client, udp, dns.RcodeFormatError, out)
 	}
-	rep := st.answer(req, pkt, client)
+	rep := st.answer(req, pkt, client, -1)
 	m := rep.msg
 	if udp && st.rrl != nil {
 		var nb [maxNameWire]byte

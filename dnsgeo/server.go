@@ -50,7 +50,8 @@ type snapshot struct {
 	zone     *zone
 	router   *router
 	prober   *Prober
-	rrl      *rrl // nil when disabled
+	rrl      *rrl      // nil when disabled
+	compiled *compiled // the answers in wire form; nil: every query takes the slow path
 	answered [][3]prometheus.Counter
 }
 
@@ -123,6 +124,7 @@ func (s *Server) Update(cfg *Config, table *Table) error {
 			st.rrl = newRRL(cfg.RRL, cfg.exempt, s.now)
 		}
 	}
+	st.compiled = compile(st)
 	s.metrics.forgetRegions(prevRegions, cfg.regionNames)
 	for _, r := range p.Status() {
 		s.metrics.setUp(r.Region, r.Up)
