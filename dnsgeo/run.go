@@ -56,7 +56,22 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener, 
 		ln.Close()
 		return fmt.Errorf("dns server: UDP needs a *net.UDPConn, not %T", pc)
 	}
-	defer pc.Close()
+	// One socket and loop per CPU (SO_REUSEPORT); where that is not
+	// possible, every loop reads the one socket.
+	socks, loops := []*net.UDPConn{uc}, runtime.GOMAXPROCS(0)
+	if loops > 1 {
+		extra, err := reusePort(uc, loops-1)
+		if err != nil {
+			s.log.Warn("UDP on one socket", "error", err)
+		} else {
+			socks, loops = append(socks, extra...), 1
+		}
+	}
+	defer func() {
+		for _, c := range socks {
+			c.Close()
+		}
+	}()
 	var closing atomic.Bool
 	errc := make(chan error, 1)
 	fail := func(err error) {
@@ -66,12 +81,14 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener, 
 		}
 	}
 	var udp sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		udp.Go(func() {
-			if err := s.serveUDP(uc, &closing); err != nil {
-				fail(fmt.Errorf("dns server: udp: %w", err))
-			}
-		})
+	for _, c := range socks {
+		for range loops {
+			udp.Go(func() {
+				if err := s.serveUDP(c, &closing); err != nil {
+					fail(fmt.Errorf("dns server: udp: %w", err))
+				}
+			})
+		}
 	}
 	tcp := newTCPServer(s, ln)
 	go func() {
@@ -88,7 +105,9 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener, 
 	case err = <-errc:
 	}
 	closing.Store(true)
-	_ = uc.SetReadDeadline(time.Unix(1, 0))
+	for _, c := range socks {
+		_ = c.SetReadDeadline(time.Unix(1, 0))
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = errors.Join(err, tcp.shutdown(sctx))
