@@ -8,8 +8,8 @@
 //
 //  1. A UDP loop or a TCP connection reads the packet and hands its
 //     bytes to Server.respond, the one request path. There is a UDP
-//     socket and loop per CPU (SO_REUSEPORT), reading and writing up to
-//     64 datagrams per system call (recvmmsg, sendmmsg). It
+//     socket and loop per CPU (SO_REUSEPORT), each reading and writing
+//     up to 64 datagrams per system call (recvmmsg, sendmmsg). respond
 //     screens the header: responses are ignored, other opcodes get
 //     NOTIMP, not one plain question FORMERR (with the question and the
 //     OPT record when they can be read). miekg/dns parses the rest.

@@ -94,12 +94,14 @@ func compile(st *snapshot) *compiled {
 	}
 	for _, name := range []string{st.zone.soa.Ns, st.zone.soa.Mbox} {
 		name = strings.ToLower(name)
-		for name != z.origin && z.inZone(name) {
-			if w, ok := canonicalWire(name); ok {
+		for _, at := range dns.Split(name) { // label starts, escapes respected
+			suffix := name[at:]
+			if suffix == z.origin || !z.inZone(suffix) {
+				break
+			}
+			if w, ok := canonicalWire(suffix); ok {
 				c.soaNames = append(c.soaNames, w)
 			}
-			_, rest, _ := strings.Cut(name, ".")
-			name = rest
 		}
 	}
 	c.negative = make([][]byte, maxNameWire+1)
@@ -302,6 +304,10 @@ func (s *Server) fast(st *snapshot, pkt []byte, client netip.Addr, udp bool, out
 		}
 	}
 
+	optLen := q.optLen(ede, hasEDE)
+	if len(img)+optLen > len(out) {
+		return nil, false // only for a TCP caller with a short buffer
+	}
 	limit := dns.MaxMsgSize
 	if udp {
 		limit = q.limit
@@ -317,7 +323,6 @@ func (s *Server) fast(st *snapshot, pkt []byte, client netip.Addr, udp bool, out
 			empty = true
 		}
 	}
-	optLen := q.optLen(ede, hasEDE)
 	if !empty && len(img)+optLen > limit {
 		if trimmed != nil && len(trimmed)+optLen <= limit {
 			img = trimmed
@@ -329,9 +334,6 @@ func (s *Server) fast(st *snapshot, pkt []byte, client netip.Addr, udp bool, out
 	size := len(img)
 	if empty {
 		size = q.qend
-	}
-	if size+optLen > len(out) {
-		return nil, false
 	}
 	b := out[:size]
 	copy(b, img[:size])

@@ -124,7 +124,13 @@ func (s *Server) Update(cfg *Config, table *Table) error {
 			st.rrl = newRRL(cfg.RRL, cfg.exempt, s.now)
 		}
 	}
-	st.compiled = compile(st)
+	// The compiled answers depend on the config alone (health picks
+	// among them; the table only routes): a table reload keeps them.
+	if old != nil && old.cfg == cfg && old.compiled != nil {
+		st.compiled = old.compiled
+	} else {
+		st.compiled = compile(st)
+	}
 	s.metrics.forgetRegions(prevRegions, cfg.regionNames)
 	for _, r := range p.Status() {
 		s.metrics.setUp(r.Region, r.Up)
