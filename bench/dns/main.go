@@ -109,7 +109,8 @@ type sample struct {
 	qps        float64
 	lost       float64 // percent
 	avg        float64 // seconds
-	serverCPU  float64 // CPU seconds the server used during the run
+	serverCPU  float64 // CPU seconds the server's process used during the run
+	busy       float64 // CPU seconds the server's CPUs were busy (softirq and other processes included)
 	loadgenCPU float64 // CPU seconds dnsperf used
 	seconds    float64 // the run's length
 	rcodes     string
@@ -180,32 +181,48 @@ func run(ctx context.Context, o options) error {
 			results[i].skipped = "dnsperf or taskset not installed (run bench/dns/install-deps.sh as root)"
 		}
 	}
+	// All servers run for the whole benchmark (an idle one uses no CPU
+	// to speak of), so that the runs compared with each other follow
+	// one another within seconds: the machine's load changes slower.
+	ports := make([]int, len(servers))
+	cmds := make([]*exec.Cmd, len(servers))
+	defer func() {
+		for _, c := range cmds {
+			stopCmd(c)
+		}
+	}()
+	for i, s := range servers {
+		r := results[i]
+		if r.skipped != "" {
+			fmt.Printf("%s: %s\n", r.name, r.skipped)
+			continue
+		}
+		ports[i] = freePort()
+		cmd, version, err := s.start(ctx, ports[i])
+		if err != nil {
+			r.skipped = err.Error()
+			fmt.Printf("%s: %s\n", r.name, r.skipped)
+			continue
+		}
+		cmds[i], r.version = cmd, version
+		if err := waitReady(ctx, ports[i], 15*time.Second); err != nil {
+			r.skipped = "did not answer: " + err.Error()
+			fmt.Printf("%s: %s\n", r.name, r.skipped)
+			continue
+		}
+		// Warm up: caches, page faults, the Go heap.
+		_ = pinned(ctx, o.loadgenCPU, "dnsperf", append(dnsperfArgs(dir, ports[i], workloads[0]), "-l", "1", "-c", "4", "-q", "200")...).Run()
+	}
 	for round := range o.runs {
-		for k := range servers {
-			i := (k + round) % len(servers) // rotate, so no server always runs first
-			s, r := servers[i], results[i]
-			if r.skipped != "" {
-				continue
-			}
-			port := freePort()
-			cmd, version, err := s.start(ctx, port)
-			if err != nil {
-				r.skipped = err.Error()
-				fmt.Printf("%s: %s\n", r.name, r.skipped)
-				continue
-			}
-			r.version = version
-			if err := waitReady(ctx, port, 15*time.Second); err != nil {
-				stopCmd(cmd)
-				r.skipped = "did not answer: " + err.Error()
-				fmt.Printf("%s: %s\n", r.name, r.skipped)
-				continue
-			}
-			// Warm up: caches, page faults, the Go heap.
-			_ = pinned(ctx, o.loadgenCPU, "dnsperf", append(dnsperfArgs(dir, port, workloads[0]), "-l", "1", "-c", "4", "-q", "200")...).Run()
-			for _, w := range workloads {
-				fmt.Printf("round %d/%d, %s, %s: throughput %v ...\n", round+1, o.runs, r.name, w.name, o.duration)
-				smp, err := throughput(ctx, o, dir, port, w, cmd.Process.Pid)
+		for _, w := range workloads {
+			for k := range servers {
+				i := (k + round) % len(servers) // rotate, so no server always runs first
+				r := results[i]
+				if r.skipped != "" {
+					continue
+				}
+				fmt.Printf("round %d/%d, %s, %s: throughput %v ...\n", round+1, o.runs, w.name, r.name, o.duration)
+				smp, err := throughput(ctx, o, dir, ports[i], w, cmds[i].Process.Pid)
 				if err != nil {
 					r.errs = append(r.errs, fmt.Sprintf("round %d, %s: %v", round+1, w.name, err))
 					continue
@@ -213,14 +230,21 @@ func run(ctx context.Context, o options) error {
 				r.runs[w.name] = append(r.runs[w.name], smp)
 				r.round[w.name] = append(r.round[w.name], round)
 			}
-			if round == o.runs-1 {
-				fmt.Printf("%s: latency at %d qps %v ...\n", r.name, o.rate, o.latencyDur)
-				if r.lat, err = fixedRate(ctx, o, dir, port, workloads[0]); err != nil {
-					r.errs = append(r.errs, "latency run: "+err.Error())
-				}
-			}
-			stopCmd(cmd)
 		}
+	}
+	for i, r := range results {
+		if r.skipped != "" {
+			continue
+		}
+		fmt.Printf("%s: latency at %d qps %v ...\n", r.name, o.rate, o.latencyDur)
+		var err error
+		if r.lat, err = fixedRate(ctx, o, dir, ports[i], workloads[0]); err != nil {
+			r.errs = append(r.errs, "latency run: "+err.Error())
+		}
+	}
+	for i := range cmds {
+		stopCmd(cmds[i])
+		cmds[i] = nil
 	}
 
 	var failovers []time.Duration
@@ -554,11 +578,11 @@ func dnsperfArgs(dir string, port int, w workload) []string {
 // queries outstanding) against port, and measures the CPU time that
 // the server (process pid and its children) and dnsperf used.
 func throughput(ctx context.Context, o options, dir string, port int, w workload, pid int) (sample, error) {
-	before := treeCPU(pid)
+	before, busyBefore := treeCPU(pid), cpuBusy(o.serverCPU)
 	t0 := time.Now()
 	cmd := pinned(ctx, o.loadgenCPU, "dnsperf", append(dnsperfArgs(dir, port, w), "-l", secs(o.duration), "-c", "4", "-q", "200")...)
 	out, err := cmd.CombinedOutput()
-	smp := sample{seconds: time.Since(t0).Seconds(), serverCPU: treeCPU(pid) - before}
+	smp := sample{seconds: time.Since(t0).Seconds(), serverCPU: treeCPU(pid) - before, busy: cpuBusy(o.serverCPU) - busyBefore}
 	if err != nil {
 		return smp, fmt.Errorf("dnsperf: %v: %s", err, lastLines(out, 5))
 	}
@@ -610,6 +634,48 @@ func fixedRate(ctx context.Context, o options, dir string, port int, w workload)
 	l.p50, l.p90, l.p99, l.p999, l.max = q(0.50), q(0.90), q(0.99), q(0.999), lat[len(lat)-1]
 	l.lost = atof(match(reLost, strings.Join(tail, "\n"), 1))
 	return l, nil
+}
+
+// cpuBusy returns the seconds the CPUs in list (taskset syntax: "0",
+// "0,2", "0-3") have been busy, from /proc/stat: user, nice, system,
+// irq and softirq time. Unlike a process's own CPU time, this counts
+// the kernel's network work done for the server in softirq context
+// (loopback delivery, ksoftirqd), which is not charged to the process,
+// and also whatever else ran on those CPUs.
+func cpuBusy(list string) float64 {
+	want := map[int]bool{}
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, found := strings.Cut(part, "-")
+		a, _ := strconv.Atoi(lo)
+		b := a
+		if found {
+			b, _ = strconv.Atoi(hi)
+		}
+		for c := a; c <= b; c++ {
+			want[c] = true
+		}
+	}
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	const hz = 100 // USER_HZ
+	ticks := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		c, err := strconv.Atoi(f[0][3:])
+		if err != nil || !want[c] {
+			continue
+		}
+		for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
+			n, _ := strconv.Atoi(f[i])
+			ticks += n
+		}
+	}
+	return float64(ticks) / hz
 }
 
 // treeCPU returns the CPU seconds (user and system) used so far by

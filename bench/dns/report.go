@@ -44,7 +44,7 @@ func renderReport(o options, rs []*result, fo []time.Duration, foErr error, load
 			cpu = string(m[1])
 		}
 	}
-	p("Machine: %d CPUs (%s), load average at start %s. The machine is shared with other work, so the figures are medians of %d rounds, the servers in a rotating order, and each ratio to Knot is taken within one round, then the median of those is given.\n", runtime.NumCPU(), cpu, load, o.runs)
+	p("Machine: %d CPUs (%s), load average at start %s. The machine is shared with other work, so the figures are medians of %d rounds. All servers run throughout; in each round every workload is run against each server in turn (the order rotating from round to round), so the runs compared follow one another within seconds, and each ratio to Knot is taken within one round; the median of those is given.\n", runtime.NumCPU(), cpu, load, o.runs)
 	p("Servers pinned to CPU %s with one worker each (dnsgeo: GOMAXPROCS from the affinity mask, so one UDP socket and loop; Knot: udp-workers 1; NSD: server-count 1); dnsperf pinned to CPU %s, 1 thread, 4 sockets, up to 200 queries outstanding.\n", o.serverCPU, o.loadgenCPU)
 	p("Same zone and answers on all three (`bench.test`: SOA, NS, glue, `www` CNAME to `cdn`, `cdn` A/AAAA); dnsgeo routes `cdn` with a %d-prefix latency table (the loopback client matches `127.0.0.0/8`, the ECS prefix `203.0.113.0/24`). Response rate limiting off on all three.\n\n", o.prefixes+3)
 
@@ -54,11 +54,24 @@ func renderReport(o options, rs []*result, fo []time.Duration, foErr error, load
 			knot = r
 		}
 	}
+	if knot != nil {
+		var parts []string
+		for _, r := range rs {
+			for _, w := range workloads {
+				if rt := ratios(r, knot, w.name); r != knot && len(rt) > 0 {
+					parts = append(parts, fmt.Sprintf("%s, %s: %.2f× (rounds %s)", r.name, w.name, median(rt), fmtRatios(rt)))
+				}
+			}
+		}
+		if len(parts) > 0 {
+			p("**qps relative to Knot, median of the rounds:** %s.\n\n", strings.Join(parts, "; "))
+		}
+	}
 	p("## Throughput\n\n")
-	p("dnsperf as fast as it can for %v per run. *server CPU* is the CPU time the server used over the run's wall time (one CPU is 100 %%), and *queries per CPU-second* the queries it answered per second of its own CPU time: when the server is not saturated (under 100 %%), qps is bounded by dnsperf, and this is the fairer measure of what a core does. *dnsperf CPU* shows how close the load generator was to its own limit.\n\n", o.duration)
+	p("dnsperf as fast as it can for %v per run. *CPU %s busy* is the share of the run that the servers' CPU was busy (user, system, irq and softirq time from /proc/stat: it includes the kernel's network work for the server, which is not charged to its process, and anything else that ran there), and *queries per busy CPU-second* is qps over that: when the server's CPU is not saturated, qps is bounded by dnsperf or by other load, and this is the fairer measure of what a core does. *dnsperf CPU* shows how close the load generator was to its own limit (100 %%: it was the bottleneck).\n\n", o.duration, o.serverCPU)
 	for _, w := range workloads {
 		p("### %s\n\n%s.\n\n", w.name, strings.ToUpper(w.about[:1])+w.about[1:])
-		p("| server | version | qps (median) | qps (min–max) | vs Knot | server CPU | queries per CPU-second | dnsperf CPU | lost |\n")
+		p("| server | version | qps (median) | qps (min–max) | vs Knot | CPU %s busy | queries per busy CPU-second | dnsperf CPU | lost |\n", o.serverCPU)
 		p("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range rs {
 			smp := r.runs[w.name]
@@ -70,12 +83,12 @@ func renderReport(o options, rs []*result, fo []time.Duration, foErr error, load
 				p("| %s | | skipped: %s | | | | | | |\n", r.name, why)
 				continue
 			}
-			var qps, scpu, eff, lcpu, lost []float64
+			var qps, busy, eff, lcpu, lost []float64
 			for _, s := range smp {
 				qps = append(qps, s.qps)
-				scpu = append(scpu, s.serverCPU/s.seconds)
-				if s.serverCPU > 0 {
-					eff = append(eff, s.qps*s.seconds/s.serverCPU)
+				busy = append(busy, s.busy/s.seconds)
+				if s.busy > 0 {
+					eff = append(eff, s.qps*s.seconds/s.busy)
 				}
 				lcpu = append(lcpu, s.loadgenCPU/s.seconds)
 				lost = append(lost, s.lost)
@@ -89,13 +102,13 @@ func renderReport(o options, rs []*result, fo []time.Duration, foErr error, load
 				ratio = "1.00"
 			}
 			p("| %s | %s | %.0f | %.0f–%.0f | %s | %.0f %% | %.0f | %.0f %% | %.2f %% |\n", r.name, r.version, median(qps),
-				slices.Min(qps), slices.Max(qps), ratio, 100*median(scpu), median(eff), 100*median(lcpu), median(lost))
+				slices.Min(qps), slices.Max(qps), ratio, 100*median(busy), median(eff), 100*median(lcpu), median(lost))
 		}
 		p("\n")
 	}
 
 	p("## Latency\n\n")
-	p("The mixed workload at a fixed %d queries/s for %v (`dnsperf -v`, every response timed), in the last round.\n\n", o.rate, o.latencyDur)
+	p("The mixed workload at a fixed %d queries/s for %v (`dnsperf -v`, every response timed), after the throughput rounds.\n\n", o.rate, o.latencyDur)
 	p("| server | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | lost |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	ms := func(s float64) string { return fmt.Sprintf("%.3f", s*1000) }
 	for _, r := range rs {
@@ -107,13 +120,13 @@ func renderReport(o options, rs []*result, fo []time.Duration, foErr error, load
 	}
 
 	p("\n## Every run\n\n")
-	p("| round | workload | server | qps | server CPU | dnsperf CPU | avg ms (flat out) |\n|---:|---|---|---:|---:|---:|---:|\n")
+	p("| round | workload | server | qps | CPU %s busy | server process CPU | dnsperf CPU | avg ms (flat out) |\n|---:|---|---|---:|---:|---:|---:|---:|\n", o.serverCPU)
 	for round := range o.runs {
 		for _, w := range workloads {
 			for _, r := range rs {
 				if i := slices.Index(r.round[w.name], round); i >= 0 {
 					s := r.runs[w.name][i]
-					p("| %d | %s | %s | %.0f | %.0f %% | %.0f %% | %s |\n", round+1, w.name, r.name, s.qps, 100*s.serverCPU/s.seconds, 100*s.loadgenCPU/s.seconds, ms(s.avg))
+					p("| %d | %s | %s | %.0f | %.0f %% | %.0f %% | %.0f %% | %s |\n", round+1, w.name, r.name, s.qps, 100*s.busy/s.seconds, 100*s.serverCPU/s.seconds, 100*s.loadgenCPU/s.seconds, ms(s.avg))
 				}
 			}
 		}
@@ -152,4 +165,12 @@ func renderReport(o options, rs []*result, fo []time.Duration, foErr error, load
 	}
 	p("\nWhole run: %v. Reproduce: `bench/dns/run.sh` (installs dnsperf, knot, nsd, dig when root) or `go run ./bench/dns -runs %d`.\n", took.Round(time.Second), o.runs)
 	return b.String()
+}
+
+func fmtRatios(rt []float64) string {
+	var out []string
+	for _, r := range rt {
+		out = append(out, fmt.Sprintf("%.2f", r))
+	}
+	return strings.Join(out, ", ")
 }

@@ -33,10 +33,10 @@ func TestRatiosPairRounds(t *testing.T) {
 	geo.version, knot.version = "v", "v"
 	for _, r := range []*result{geo, knot} {
 		for i := range r.runs[w] {
-			r.runs[w][i].seconds, r.runs[w][i].serverCPU = 1, 0.5
+			r.runs[w][i].seconds, r.runs[w][i].busy = 1, 0.5
 		}
 	}
-	rep := renderReport(options{runs: 3, duration: time.Second, skip: map[string]bool{"failover": true}},
+	rep := renderReport(options{runs: 3, duration: time.Second, serverCPU: "0", skip: map[string]bool{"failover": true}},
 		[]*result{geo, knot, {name: "NSD", skipped: "not installed"}}, nil, nil, "0 0 0", time.Minute)
 	for _, want := range []string{
 		"| dnsgeo | v | 100 | 90–300 | 1.45 | 50 % | 200 |",
