@@ -265,8 +265,8 @@ func (s *Server) fast(st *snapshot, pkt []byte, client netip.Addr, udp bool, out
 	)
 	n := c.nodes[string(name)]
 	if n == nil {
-		for _, s := range c.soaNames {
-			if endsWithName(name, s) {
+		for _, soa := range c.soaNames {
+			if endsWithName(name, soa) {
 				return nil, false
 			}
 		}
