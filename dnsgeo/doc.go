@@ -6,9 +6,14 @@
 //
 // A query flows like this:
 //
-//  1. miekg/dns reads the packet; Server.accept screens the header
-//     (responses ignored, other opcodes NOTIMP, not one question FORMERR).
-//  2. Server.ServeDNS takes the current snapshot (config, zone, latency
+//  1. A UDP loop or a TCP connection reads the packet and hands its
+//     bytes to Server.respond, the one request path. There is a UDP
+//     socket and loop per CPU (SO_REUSEPORT), each reading and writing
+//     up to 64 datagrams per system call (recvmmsg, sendmmsg). respond
+//     screens the header: responses are ignored, other opcodes get
+//     NOTIMP, not one plain question FORMERR (with the question and the
+//     OPT record when they can be read). miekg/dns parses the rest.
+//  2. respond takes the current snapshot (config, zone, latency
 //     table, health) with one atomic load; reloads swap snapshots, so a
 //     query never sees half of a change.
 //  3. The question is checked (class IN, in the zone, EDNS version 0,
@@ -22,9 +27,23 @@
 //     regions (fastest first); the first region not down answers. No
 //     match: the configured default order. Every region down: all of
 //     them. The ECS option is echoed with the scope of the answer.
-//  5. UDP responses are rate limited per client network (RRL) and cut
-//     to the client's buffer: an answer that does not fit is sent empty
-//     with TC set, and the client retries over TCP.
+//  5. UDP responses, errors included, are rate limited per client
+//     network (RRL) and cut to the client's buffer: an answer that does
+//     not fit is sent empty with TC set, and the client retries over TCP.
+//     The reply is packed with its names in lower case, and the query's
+//     spelling of the question is copied back (0x20).
+//
+// That is the reference path. Most queries never take it: when a
+// snapshot is made, compile runs it on a query for every name and type
+// that has an answer of its own (and every region, for routed names)
+// and keeps the packed replies; the fast path (fast.go) reads the
+// query's bytes, finds the reply, copies it and patches the ID, the RD
+// and CD bits, the question and the OPT record (ECS echo and scope,
+// Extended DNS Error), with no allocation. What it does not handle
+// (other classes and opcodes, compressed question names, options other
+// than ECS, NSID, COOKIE and PADDING, every region down, anything
+// malformed) goes to the reference path, and FuzzFastPath holds the two
+// to the same bytes for any packet.
 //
 // Health comes from a Prober that fetches every region's health URL on
 // an interval; a region is down after Fall consecutive failures and up

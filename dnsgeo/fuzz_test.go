@@ -1,9 +1,7 @@
 package dnsgeo
 
 import (
-	"encoding/binary"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -12,41 +10,13 @@ import (
 	"github.com/miekg/dns"
 )
 
-// recorder is a dns.ResponseWriter that keeps what is written.
-type recorder struct {
-	udp bool
-	out [][]byte
-}
-
-func (r *recorder) LocalAddr() net.Addr { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53} }
-func (r *recorder) RemoteAddr() net.Addr {
-	if r.udp {
-		return &net.UDPAddr{IP: net.IPv4(203, 0, 113, 9), Port: 5353}
-	}
-	return &net.TCPAddr{IP: net.IPv4(203, 0, 113, 9), Port: 5353}
-}
-func (r *recorder) WriteMsg(m *dns.Msg) error {
-	b, err := m.Pack()
-	if err == nil {
-		r.out = append(r.out, b)
-	}
-	return err
-}
-func (r *recorder) Write(b []byte) (int, error) {
-	r.out = append(r.out, append([]byte(nil), b...))
-	return len(b), nil
-}
-func (r *recorder) Close() error        { return nil }
-func (r *recorder) TsigStatus() error   { return nil }
-func (r *recorder) TsigTimersOnly(bool) {}
-func (r *recorder) Hijack()             {}
-
-// FuzzServeDNS drives the request path as miekg/dns does (header
-// screen, parse, handler) with arbitrary bytes, and checks every reply:
-// it parses, matches the query ID, is a response, and fits the UDP
-// limit. A panic would be recovered by ServeDNS, so the test also
-// checks that none happened.
-func FuzzServeDNS(f *testing.F) {
+// FuzzRespond drives the request path (respond) with arbitrary bytes,
+// over UDP and TCP, and checks every reply: it parses, matches the
+// query's ID and opcode, is a response that claims no recursion, keeps
+// the query's spelling of the question, fits the UDP limit, and has an
+// OPT record when the query had one (RFC 6891 §6.1.1). A panic would be
+// recovered by respond, so the test also checks that none happened.
+func FuzzRespond(f *testing.F) {
 	seed := func(m *dns.Msg) {
 		b, err := m.Pack()
 		if err != nil {
@@ -59,11 +29,19 @@ func FuzzServeDNS(f *testing.F) {
 	seed(question("CDN.example.test.", dns.TypeAAAA, 1232))
 	seed(withECS(question("cdn.example.test.", dns.TypeA, 4096), "203.0.113.0/24"))
 	seed(withECS(question("www.example.test.", dns.TypeA, 512), "2001:db8:ee::/48"))
+	seed(withECS(question("cdn.example.test.", dns.TypeA, 1232), "::ffff:198.51.100.0/120"))
 	seed(question("big.example.test.", dns.TypeTXT, 512))
 	seed(question("example.test.", dns.TypeANY, 0))
+	seed(question("www.example.test.", dns.TypeANY, 1232))
 	seed(question("example.test.", dns.TypeNS, 0))
 	seed(question("nope.example.test.", dns.TypeMX, 1232))
 	seed(question("example.org.", dns.TypeA, 0))
+	notify := question("example.test.", dns.TypeSOA, 1232)
+	notify.Opcode = dns.OpcodeNotify
+	seed(notify)
+	two := question("cdn.example.test.", dns.TypeA, 1232)
+	two.Question = append(two.Question, two.Question[0])
+	seed(two)
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1}, false)
 
 	cfg, err := ParseConfig("fuzz.yaml", []byte(strings.Replace(baseYAML, "rrl: {enabled: false}", "", 1)))
@@ -78,44 +56,42 @@ func FuzzServeDNS(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	client := netip.MustParseAddr("203.0.113.9")
+	out := make([]byte, udpReadSize)
 	f.Fuzz(func(t *testing.T, data []byte, tcp bool) {
-		if len(data) < 12 || len(data) > dns.MaxMsgSize {
-			return // miekg/dns drops these
+		if len(data) > dns.MaxMsgSize {
+			return // neither transport delivers these
 		}
-		dh := dns.Header{
-			Id: binary.BigEndian.Uint16(data), Bits: binary.BigEndian.Uint16(data[2:]),
-			Qdcount: binary.BigEndian.Uint16(data[4:]), Ancount: binary.BigEndian.Uint16(data[6:]),
-			Nscount: binary.BigEndian.Uint16(data[8:]), Arcount: binary.BigEndian.Uint16(data[10:]),
-		}
-		if srv.accept(dh) != dns.MsgAccept {
-			return // miekg/dns answers FORMERR/NOTIMP itself, or ignores
-		}
-		req := new(dns.Msg)
-		if err := req.Unpack(data); err != nil {
-			return // FORMERR from miekg/dns
-		}
-		w := &recorder{udp: !tcp}
-		srv.ServeDNS(w, req)
+		b := srv.respond(data, client, !tcp, out)
 		if n := srv.panics.Load(); n > 0 {
 			t.Fatalf("handler panicked on %x", data)
 		}
-		if len(w.out) > 1 {
-			t.Fatalf("%d replies", len(w.out))
+		if b == nil {
+			return
 		}
-		for _, b := range w.out {
-			var m dns.Msg
-			if err := m.Unpack(b); err != nil {
-				t.Fatalf("reply does not parse: %v", err)
-			}
-			if m.Id != req.Id || !m.Response {
-				t.Fatalf("reply id %d response %v", m.Id, m.Response)
-			}
-			if !tcp && len(b) > maxUDPSize {
-				t.Fatalf("UDP reply of %d bytes", len(b))
-			}
-			if !tcp && req.IsEdns0() == nil && len(b) > noEDNSSize {
-				t.Fatalf("%d bytes to a client without EDNS", len(b))
-			}
+		var m dns.Msg
+		if err := m.Unpack(b); err != nil {
+			t.Fatalf("reply does not parse: %v\n%x", err, b)
+		}
+		if m.Id != be16(data) || !m.Response || m.Opcode != int(data[2]>>3&0xF) {
+			t.Fatalf("reply id %d response %v opcode %d to %x", m.Id, m.Response, m.Opcode, data)
+		}
+		if m.RecursionAvailable || m.Zero || m.AuthenticatedData || (tcp && m.Truncated) {
+			t.Fatalf("reply flags RA %v Z %v AD %v TC %v", m.RecursionAvailable, m.Zero, m.AuthenticatedData, m.Truncated)
+		}
+		var req dns.Msg
+		parsed := req.Unpack(data) == nil
+		if parsed && len(m.Question) == 1 && len(req.Question) > 0 && m.Question[0].Name != req.Question[0].Name {
+			t.Fatalf("question %q, asked %q", m.Question[0].Name, req.Question[0].Name)
+		}
+		if parsed && req.IsEdns0() != nil && m.IsEdns0() == nil {
+			t.Fatalf("no OPT in the reply to an EDNS query:\n%v\n%v", &req, &m)
+		}
+		if !tcp && len(b) > maxUDPSize {
+			t.Fatalf("UDP reply of %d bytes", len(b))
+		}
+		if !tcp && parsed && req.IsEdns0() == nil && len(b) > noEDNSSize {
+			t.Fatalf("%d bytes to a client without EDNS", len(b))
 		}
 	})
 }

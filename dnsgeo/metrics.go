@@ -25,6 +25,7 @@ type metrics struct {
 	truncated    prometheus.Counter
 	malformed    prometheus.Counter
 	panics       prometheus.Counter
+	ioErrors     *prometheus.CounterVec // op
 	reloads      *prometheus.CounterVec // file, result
 	prefixes     prometheus.Gauge
 	lastReload   prometheus.Gauge
@@ -41,6 +42,12 @@ var rcodeLabels = [...]int{
 	dns.RcodeSuccess, dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNameError,
 	dns.RcodeNotImplemented, dns.RcodeRefused, dns.RcodeBadVers,
 }
+
+// rcodeNames are the label values of rcodeLabels. Not dns.RcodeToString:
+// rcode 16 is BADVERS in an OPT record (RFC 6891) and BADSIG in a TSIG
+// record (RFC 8945), and miekg/dns names it BADSIG; a server without
+// TSIG only ever sends it as BADVERS.
+var rcodeNames = [len(rcodeLabels)]string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS"}
 
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
@@ -72,6 +79,9 @@ func newMetrics() *metrics {
 	m.malformed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "dnsgeo_malformed_total", Help: "Packets that could not be parsed (answered FORMERR when the header was readable, else dropped).",
 	})
+	m.ioErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dnsgeo_io_errors_total", Help: "Failed socket operations: udp read, udp write, tcp accept.",
+	}, []string{"op"})
 	m.panics = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "dnsgeo_panics_total", Help: "Queries whose handling panicked (answered SERVFAIL). Should stay 0.",
 	})
@@ -86,7 +96,7 @@ func newMetrics() *metrics {
 	})
 	for _, c := range []prometheus.Collector{
 		m.queries, m.answers, m.regionUp, m.probeLatency, m.probes, m.rrl, m.truncated,
-		m.malformed, m.panics, m.reloads, m.prefixes, m.lastReload,
+		m.malformed, m.panics, m.ioErrors, m.reloads, m.prefixes, m.lastReload,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		f(c)
@@ -117,7 +127,7 @@ func (m *metrics) query(qtype uint16, rcode int) {
 			tl = dns.TypeToString[qtypeLabels[ti]]
 		}
 		if ri < len(rcodeLabels) {
-			rl = dns.RcodeToString[rcodeLabels[ri]]
+			rl = rcodeNames[ri]
 		}
 		c := m.queries.WithLabelValues(tl, rl)
 		p = &c

@@ -82,3 +82,25 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("/status %d %v %s", code, err, body)
 	}
 }
+
+// TestBADVERSLabel: a query with an EDNS version we do not speak is
+// answered BADVERS and counted under rcode="BADVERS", the name the
+// README documents, over UDP and TCP (miekg/dns names rcode 16 BADSIG,
+// its TSIG meaning).
+func TestBADVERSLabel(t *testing.T) {
+	ts := startServer(t, mustConfig(t, baseYAML), nil, Options{})
+	for _, network := range []string{"udp", "tcp"} {
+		q := question("cdn.example.test.", dns.TypeA, 1232)
+		q.IsEdns0().SetVersion(1)
+		if r := exchange(t, ts.addr, network, q); r.Rcode != dns.RcodeBadVers {
+			t.Fatalf("%s: rcode %d, want BADVERS", network, r.Rcode)
+		}
+	}
+	body := scrape(t, ts.Server)
+	if want := `dnsgeo_queries_total{rcode="BADVERS",type="A"} 2`; !strings.Contains(body, want) {
+		t.Errorf("metrics lack %s", want)
+	}
+	if strings.Contains(body, "BADSIG") {
+		t.Error("BADVERS counted as BADSIG")
+	}
+}

@@ -110,7 +110,8 @@ func TestReloadValidatesFirst(t *testing.T) {
 
 // TestReloadDropsNoQuery covers "reloaded when it changes, with no
 // dropped queries": clients query without pause over UDP and TCP while
-// the table flips back and forth; every query gets a full answer from
+// the table flips back and forth (and the config is replaced, which
+// rebuilds the compiled answers); every query gets a full answer from
 // the old or the new table.
 func TestReloadDropsNoQuery(t *testing.T) {
 	cfg := mustConfig(t, baseYAML)
@@ -137,7 +138,13 @@ func TestReloadDropsNoQuery(t *testing.T) {
 		})
 	}
 	for i := range 40 {
-		if err := ts.Update(cfg, tables[i%2]); err != nil {
+		// Every third swap is a new config (the same file, parsed
+		// again), so the compiled answers are rebuilt under load too.
+		next := cfg
+		if i%3 == 0 {
+			next = mustConfig(t, baseYAML)
+		}
+		if err := ts.Update(next, tables[i%2]); err != nil {
 			t.Fatal(err)
 		}
 		// Let some queries through between swaps.

@@ -27,9 +27,10 @@ type router struct {
 
 // region is what a routed answer needs of one region, prebuilt.
 type region struct {
-	name string
-	a    []netip.Addr
-	aaaa []netip.Addr
+	name         string
+	a            []netip.Addr
+	aaaa         []netip.Addr
+	failoverText string // EDE text when it is down and another answers
 }
 
 // routeSource says what decided a routed answer.
@@ -56,7 +57,7 @@ func newRouter(c *Config, t *Table) *router {
 	r := &router{table: t, defaultOrder: c.defaultOrder(), prebuilt: make(map[string][][2][]dns.RR)}
 	for _, name := range c.regionNames {
 		rc := c.Regions[name]
-		r.regions = append(r.regions, &region{name: name, a: rc.a, aaaa: rc.aaaa})
+		r.regions = append(r.regions, &region{name: name, a: rc.a, aaaa: rc.aaaa, failoverText: failoverText(name)})
 	}
 	if c.zone != nil {
 		for name, n := range c.zone.nodes {
@@ -141,13 +142,15 @@ func pick(order []uint8, down uint64) int {
 
 // route chooses the regions whose addresses answer a query: the first
 // healthy one in the client's order; when all are down, all of them in
-// the client's order (a wrong region beats no answer).
-func (r *router) route(client netip.Addr, down uint64) (regions []uint8, scope int, src routeSource) {
+// the client's order (a wrong region beats no answer). first is the
+// client's first choice, healthy or not.
+func (r *router) route(client netip.Addr, down uint64) (regions []uint8, first uint8, scope int, src routeSource) {
 	order, scope, src := r.order(client)
 	if i := pick(order, down); i >= 0 {
-		return order[slices.Index(order, uint8(i)) : slices.Index(order, uint8(i))+1], scope, src
+		at := slices.Index(order, uint8(i))
+		return order[at : at+1], order[0], scope, src
 	}
-	return order, scope, sourceAllDown
+	return order, order[0], scope, sourceAllDown
 }
 
 // addrRecords returns the A or AAAA records of regions, owner name as

@@ -57,13 +57,13 @@ func TestRoute(t *testing.T) {
 		{"192.0.2.1", down("ap-south-1", "eu-west-1", "us-west-2"), []string{"us-west-2", "eu-west-1", "ap-south-1"}, sourceAllDown},
 	}
 	for _, tc := range tests {
-		regs, _, src := r.route(netip.MustParseAddr(tc.client), tc.down)
+		regs, _, _, src := r.route(netip.MustParseAddr(tc.client), tc.down)
 		if got := regionNames(r, regs); !slices.Equal(got, tc.want) || src != tc.src {
 			t.Errorf("%s down=%b: %v (%v), want %v (%v)", tc.client, tc.down, got, src, tc.want, tc.src)
 		}
 	}
 	// All down: every address of every region, none twice, in order.
-	regs, _, _ := r.route(netip.MustParseAddr("192.0.2.1"), down("ap-south-1", "eu-west-1", "us-west-2"))
+	regs, _, _, _ := r.route(netip.MustParseAddr("192.0.2.1"), down("ap-south-1", "eu-west-1", "us-west-2"))
 	got := addrs(r.addrRecords(regs, "cdn.example.test.", dns.TypeA, 20))
 	if want := []string{"192.0.2.10", "192.0.2.11", "198.51.100.10", "203.0.113.10"}; !slices.Equal(got, want) {
 		t.Errorf("all down: %v, want %v", got, want)
@@ -214,4 +214,88 @@ func TestDeterministicAcrossServers(t *testing.T) {
 		t.Errorf("tie: %v, want ap-south-1 (first by name)", got)
 	}
 	_ = fmt.Sprint
+}
+
+// TestECSScopeMapped: an ECS prefix of family 2 that is IPv4-mapped
+// (::ffff:a.b.c.d/N) is routed by the IPv4 rows, and its scope is given
+// in IPv6 bits (RFC 7871 §7.2.1, §7.3.1): /118 for a /22 row, not /22,
+// which a resolver would cache for ::/22, every IPv4-mapped client.
+// Plain IPv6 scopes stop short of the mapped block for the same reason.
+func TestECSScopeMapped(t *testing.T) {
+	ts := startServer(t, mustConfig(t, baseYAML), mustTable(t, baseCSV), Options{})
+	tests := []struct {
+		subnet string
+		want   []string
+		scope  uint8
+	}{
+		{"::ffff:198.51.100.0/120", regionA["eu-west-1"], 96 + 22},
+		{"::ffff:203.0.113.0/120", regionA["ap-south-1"], 96 + 24},
+		{"::ffff:192.0.2.0/120", regionA["us-west-2"], 96 + 6}, // no row: default order, 192.0.0.0/6
+		{"100::/64", regionA["us-west-2"], 8},                  // ::/3 would cover ::ffff:0:0/96
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, tc := range tests {
+			t.Run(network+"/"+tc.subnet, func(t *testing.T) {
+				r := exchange(t, ts.addr, network, withECS(question("cdn.example.test.", dns.TypeA, 1232), tc.subnet))
+				if got := addrs(r.Answer); !slices.Equal(got, tc.want) {
+					t.Errorf("answer %v, want %v", got, tc.want)
+				}
+				e := replyECS(r)
+				if e == nil {
+					t.Fatal("ECS not echoed")
+				}
+				if e.Family != 2 || e.SourceScope != tc.scope {
+					t.Errorf("family %d scope %d, want family 2 scope %d", e.Family, e.SourceScope, tc.scope)
+				}
+			})
+		}
+	}
+}
+
+// TestECSAddressLength: an ECS option whose ADDRESS has more or fewer
+// octets than its SOURCE PREFIX-LENGTH needs gets FORMERR (RFC 7871 §6),
+// over UDP and TCP, with an OPT record in the reply; it used to be
+// routed as if valid.
+func TestECSAddressLength(t *testing.T) {
+	ts := startServer(t, mustConfig(t, baseYAML), mustTable(t, baseCSV), Options{})
+	raw := func(family uint16, source uint8, addr ...byte) *dns.Msg {
+		q := question("cdn.example.test.", dns.TypeA, 1232)
+		data := append([]byte{byte(family >> 8), byte(family), source, 0}, addr...)
+		q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: data})
+		return q
+	}
+	tests := []struct {
+		name  string
+		q     *dns.Msg
+		rcode int
+	}{
+		{"ipv4 /24 with 4 octets", raw(1, 24, 203, 0, 113, 0), dns.RcodeFormatError},
+		{"ipv4 /24 with 2 octets", raw(1, 24, 203, 0), dns.RcodeFormatError},
+		{"ipv4 /0 with 1 octet", raw(1, 0, 0), dns.RcodeFormatError},
+		{"ipv4 /32 with 3 octets", raw(1, 32, 203, 0, 113), dns.RcodeFormatError},
+		{"ipv6 /48 with 16 octets", raw(2, 48, 0x20, 0x01, 0x0d, 0xb8, 0, 0xee, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), dns.RcodeFormatError},
+		{"family 0 /0 with 4 octets", raw(0, 0, 0, 0, 0, 0), dns.RcodeFormatError},
+		// The right lengths are answered.
+		{"ipv4 /24 with 3 octets", raw(1, 24, 203, 0, 113), dns.RcodeSuccess},
+		{"ipv4 /20 with 3 octets", raw(1, 20, 203, 0, 112), dns.RcodeSuccess},
+		{"ipv4 /0 with none", raw(1, 0), dns.RcodeSuccess},
+		{"ipv6 /48 with 6 octets", raw(2, 48, 0x20, 0x01, 0x0d, 0xb8, 0, 0xee), dns.RcodeSuccess},
+		{"family 0 /0 with none (dig +subnet=0)", raw(0, 0), dns.RcodeSuccess},
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, tc := range tests {
+			t.Run(network+"/"+tc.name, func(t *testing.T) {
+				r := exchange(t, ts.addr, network, tc.q)
+				if r.Rcode != tc.rcode {
+					t.Fatalf("rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[tc.rcode])
+				}
+				if r.IsEdns0() == nil {
+					t.Error("no OPT in the reply")
+				}
+				if tc.rcode != dns.RcodeSuccess && len(r.Answer) != 0 {
+					t.Errorf("answers with FORMERR: %v", r.Answer)
+				}
+			})
+		}
+	}
 }

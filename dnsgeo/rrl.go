@@ -96,9 +96,9 @@ func (r *rrl) network(client netip.Addr) netip.Prefix {
 	return p
 }
 
-// check counts one response of class (with name and type for answers)
-// to client and says what to do with it.
-func (r *rrl) check(client netip.Addr, class byte, name string, qtype uint16) rrlAction {
+// check counts one response of class (with name, the lower-case wire
+// form, and type for answers) to client and says what to do with it.
+func (r *rrl) check(client netip.Addr, class byte, name []byte, qtype uint16) rrlAction {
 	for _, p := range r.exempt {
 		if p.Contains(client.Unmap()) {
 			return rrlSend
@@ -112,7 +112,7 @@ func (r *rrl) check(client netip.Addr, class byte, name string, qtype uint16) rr
 	h.WriteByte(byte(net.Bits()))
 	h.WriteByte(class)
 	if class != rrlClassError {
-		h.WriteString(name)
+		h.Write(name)
 		h.WriteByte(byte(qtype >> 8))
 		h.WriteByte(byte(qtype))
 	}

@@ -19,7 +19,7 @@ func TestRRLBucket(t *testing.T) {
 	seq := func(client netip.Addr, class byte, name string, n int) string {
 		var b strings.Builder
 		for range n {
-			b.WriteByte("ST-"[r.check(client, class, name, dns.TypeA)])
+			b.WriteByte("ST-"[r.check(client, class, []byte(name), dns.TypeA)])
 		}
 		return b.String()
 	}
@@ -71,7 +71,7 @@ func TestRRLBounded(t *testing.T) {
 	sent := 0
 	for i := range 3 * rrlMaxEntries {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		if r.check(a, rrlClassAnswer, "x.", 1) == rrlSend {
+		if r.check(a, rrlClassAnswer, []byte("\x01x\x00"), 1) == rrlSend {
 			sent++
 		}
 	}

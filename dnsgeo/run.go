@@ -8,11 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -43,81 +44,75 @@ func Listen(addr string) (net.PacketConn, net.Listener, error) {
 	return nil, nil, lastErr
 }
 
-// accept screens a query by its header before it is parsed (miekg/dns
-// answers MsgReject with FORMERR and MsgRejectNotImplemented with
-// NOTIMP): responses are ignored, other opcodes are not implemented,
-// a query has one question, no answer or authority records, and at
-// most an OPT and a TSIG in the additional section.
-func (s *Server) accept(dh dns.Header) dns.MsgAcceptAction {
-	const qr = 1 << 15
-	if dh.Bits&qr != 0 {
-		return dns.MsgIgnore
-	}
-	if op := int(dh.Bits>>11) & 0xF; op != dns.OpcodeQuery {
-		s.metrics.query(0, dns.RcodeNotImplemented)
-		return dns.MsgRejectNotImplemented
-	}
-	if dh.Qdcount != 1 || dh.Ancount != 0 || dh.Nscount != 0 || dh.Arcount > 2 {
-		s.metrics.query(0, dns.RcodeFormatError)
-		return dns.MsgReject
-	}
-	return dns.MsgAccept
-}
-
-func (s *Server) invalid(m []byte, err error) { s.metrics.malformed.Inc() }
-
-// udpReadSize is the read buffer of a UDP query. No real query comes
-// near it (a question and an OPT record fit in a few hundred bytes);
-// a larger datagram is cut to this size by the kernel and then fails
-// to parse (FORMERR). miekg/dns holds one buffer per query in flight,
-// so this bounds memory under a flood.
-const udpReadSize = 4096
-
-// Serve answers DNS on pc (UDP) and ln (TCP) until ctx is done, then
-// stops gracefully. ready, if not nil, is called once both serve.
+// Serve answers DNS on pc (UDP, a *net.UDPConn) and ln (TCP) until
+// ctx is done, then stops gracefully: it stops reading, answers every
+// query it has read, waits (at most 5 s) for TCP clients that are in
+// the middle of a query, and closes pc and ln. ready, if not nil, is
+// called once both serve.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener, ready func()) error {
-	var started sync.WaitGroup
-	started.Add(2)
-	mk := func() *dns.Server {
-		return &dns.Server{
-			Handler:           s,
-			MsgAcceptFunc:     s.accept,
-			MsgInvalidFunc:    s.invalid,
-			UDPSize:           udpReadSize,
-			ReadTimeout:       2 * time.Second,
-			WriteTimeout:      2 * time.Second,
-			IdleTimeout:       func() time.Duration { return 10 * time.Second },
-			MaxTCPQueries:     1000,
-			NotifyStartedFunc: started.Done,
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		pc.Close()
+		ln.Close()
+		return fmt.Errorf("dns server: UDP needs a *net.UDPConn, not %T", pc)
+	}
+	// One socket and loop per CPU (SO_REUSEPORT); where that is not
+	// possible, every loop reads the one socket.
+	socks, loops := []*net.UDPConn{uc}, runtime.GOMAXPROCS(0)
+	if loops > 1 {
+		extra, err := reusePort(uc, loops-1)
+		if err != nil {
+			s.log.Warn("UDP on one socket", "error", err)
+		} else {
+			socks, loops = append(socks, extra...), 1
 		}
 	}
-	udp, tcp := mk(), mk()
-	udp.PacketConn, tcp.Listener = pc, ln
-	errc := make(chan error, 2)
-	go func() { errc <- udp.ActivateAndServe() }()
-	go func() { errc <- tcp.ActivateAndServe() }()
-	startedc := make(chan struct{})
-	go func() { started.Wait(); close(startedc) }()
-	select {
-	case <-startedc:
-		if ready != nil {
-			ready()
+	defer func() {
+		for _, c := range socks {
+			c.Close()
 		}
-	case err := <-errc:
-		_ = udp.Shutdown()
-		_ = tcp.Shutdown()
-		return fmt.Errorf("dns server: %w", err)
+	}()
+	var closing atomic.Bool
+	errc := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case errc <- err:
+		default:
+		}
 	}
+	var udp sync.WaitGroup
+	for _, c := range socks {
+		for range loops {
+			udp.Go(func() {
+				if err := s.serveUDP(c, &closing); err != nil {
+					fail(fmt.Errorf("dns server: udp: %w", err))
+				}
+			})
+		}
+	}
+	tcp := newTCPServer(s, ln)
+	go func() {
+		if err := tcp.serve(); err != nil {
+			fail(fmt.Errorf("dns server: tcp: %w", err))
+		}
+	}()
+	if ready != nil {
+		ready()
+	}
+	var err error
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
-		_ = udp.Shutdown()
-		_ = tcp.Shutdown()
-		return fmt.Errorf("dns server: %w", err)
+	case err = <-errc:
+	}
+	closing.Store(true)
+	for _, c := range socks {
+		_ = c.SetReadDeadline(time.Unix(1, 0))
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(udp.ShutdownContext(sctx), tcp.ShutdownContext(sctx))
+	err = errors.Join(err, tcp.shutdown(sctx))
+	udp.Wait()
+	return err
 }
 
 // AdminHandler serves /metrics (Prometheus text), /healthz (200 when a

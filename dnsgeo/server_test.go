@@ -166,7 +166,7 @@ func TestTruncation(t *testing.T) {
 	m.SetQuestion("example.test.", dns.TypeNS)
 	m.Answer = []dns.RR{mustRR(t, "example.test. 3600 IN NS ns1.example.test.")}
 	m.Extra = []dns.RR{mustRR(t, "ns1.example.test. 3600 IN TXT \""+bigText+"\""), mustRR(t, "ns1.example.test. 3600 IN TXT \""+bigText+"x\""), mustRR(t, "ns1.example.test. 3600 IN TXT \""+bigText+"xx\"")}
-	if fit(m, 512) || m.Truncated || len(m.Answer) != 1 || len(m.Extra) != 0 {
+	if _, tc, err := packFit(m, 512, nil); err != nil || tc || m.Truncated || len(m.Answer) != 1 || len(m.Extra) != 0 {
 		t.Errorf("fit dropped the answer or set TC for additional data: TC=%v answer=%d extra=%d", m.Truncated, len(m.Answer), len(m.Extra))
 	}
 }
@@ -217,6 +217,44 @@ func TestEmptyNonTerminals(t *testing.T) {
 	for name := range c.zone.nodes {
 		if !strings.HasSuffix(name, "example.test.") {
 			t.Errorf("node %s outside the zone", name)
+		}
+	}
+}
+
+// TestANYOnCNAME: ANY at a name that owns a CNAME is answered with the
+// CNAME alone, not by following it (RFC 1034 §3.6.2, §4.3.2 step 3a);
+// the RFC 8482 HINFO is for names that are not aliases.
+func TestANYOnCNAME(t *testing.T) {
+	ts := startServer(t, mustConfig(t, baseYAML), mustTable(t, baseCSV), Options{})
+	tests := []struct {
+		qname string
+		want  []string
+	}{
+		{"www.example.test.", []string{"www.example.test.\t300\tIN\tCNAME\tcdn.example.test."}},
+		{"alias.example.test.", []string{"alias.example.test.\t300\tIN\tCNAME\twww.example.test."}},
+		{"ext.example.test.", []string{"ext.example.test.\t300\tIN\tCNAME\tcdn.other.test."}},
+		// The target is compressed to the question, whose spelling the
+		// reply keeps: names compare without case (RFC 4343).
+		{"WwW.Example.TEST.", []string{"WwW.Example.TEST.\t300\tIN\tCNAME\tcdn.Example.TEST."}},
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, tc := range tests {
+			t.Run(network+"/"+tc.qname, func(t *testing.T) {
+				r := exchange(t, ts.addr, network, question(tc.qname, dns.TypeANY, 1232))
+				if r.Rcode != dns.RcodeSuccess || !r.Authoritative {
+					t.Fatalf("rcode %s AA %v", dns.RcodeToString[r.Rcode], r.Authoritative)
+				}
+				var got []string
+				for _, rr := range r.Answer {
+					got = append(got, rr.String())
+				}
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("answer:\n got %q\nwant %q", got, tc.want)
+				}
+				if len(r.Ns) != 0 {
+					t.Errorf("authority %v, want none", r.Ns)
+				}
+			})
 		}
 	}
 }

@@ -220,14 +220,25 @@ func (t *Table) build() {
 			p6 = append(p6, i)
 		}
 	}
-	starts, vals := t.flatten(p4, 32)
+	starts, vals := t.flatten(p4, 32, nil)
 	t.v4.starts = make([]uint32, len(starts))
 	for i, s := range starts {
 		t.v4.starts[i] = uint32(s.lo)
 	}
 	t.v4.vals = vals
-	t.v6.starts, t.v6.vals = t.flatten(p6, 128)
+	// IPv4-mapped addresses (::ffff:0:0/96) are matched as IPv4, so to
+	// the IPv6 ranges they are a block of their own: the scope of an
+	// IPv6 answer must never cover them (an empty IPv6 table would
+	// otherwise give scope 0, ::/0, over clients the IPv4 rows route).
+	t.v6.starts, t.v6.vals = t.flatten(p6, 128, []netip.Prefix{mappedPrefix})
 }
+
+// mappedPrefix holds the IPv4-mapped IPv6 addresses.
+var mappedPrefix = netip.MustParsePrefix("::ffff:0:0/96")
+
+// entryMapped is the range value of mappedPrefix among the IPv6 ranges;
+// Lookup never returns it (it unmaps first).
+const entryMapped = -2
 
 // u128 is an address as a 128-bit number (IPv4 in the low 32 bits).
 type u128 struct{ hi, lo uint64 }
@@ -292,16 +303,22 @@ func prefixRange(p netip.Prefix, width int) (first, last u128) {
 // flatten turns nested prefixes (entries idx) into sorted range starts,
 // each with the entry that owns it (-1: no prefix covers it). The first
 // start is always 0. Prefixes are nested or disjoint, so a stack of the
-// open ones does it in one pass after a sort.
-func (t *Table) flatten(idx []int, width int) ([]u128, []int32) {
+// open ones does it in one pass after a sort. Each reserved prefix
+// (nested or disjoint with the entries too) is a range of its own, with
+// the value entryMapped.
+func (t *Table) flatten(idx []int, width int, reserved []netip.Prefix) ([]u128, []int32) {
 	type span struct {
 		first, last u128
 		entry       int32
 	}
-	spans := make([]span, len(idx))
-	for i, e := range idx {
+	spans := make([]span, 0, len(idx)+len(reserved))
+	for _, e := range idx {
 		f, l := prefixRange(t.prefixes[e], width)
-		spans[i] = span{f, l, int32(e)}
+		spans = append(spans, span{f, l, int32(e)})
+	}
+	for _, p := range reserved {
+		f, l := prefixRange(p, width)
+		spans = append(spans, span{f, l, entryMapped})
 	}
 	// By start, then widest first, so a parent precedes its children.
 	slices.SortFunc(spans, func(a, b span) int {

@@ -121,6 +121,9 @@ func TestLookupMatchesBruteForce(t *testing.T) {
 					differs = true
 				}
 			}
+			if a.Is6() && sib.Overlaps(mappedPrefix) { // matched as IPv4
+				differs = true
+			}
 			if !differs {
 				t.Fatalf("%s: scope /%d could be /%d", a, scope, scope-1)
 			}
@@ -150,7 +153,10 @@ func TestLookupExamples(t *testing.T) {
 		{"0.0.0.0", "none", 5},
 		{"255.255.255.255", "none", 3}, // 224.0.0.0/3 holds no prefix
 		{"2001:db8:ee:1::1", "2001:db8:ee::/48", 48},
-		{"::1", "none", 3},
+		// ::/3 holds no prefix, but it holds the IPv4-mapped block
+		// ::ffff:0:0/96, which matches as IPv4: the scope stops short.
+		{"::1", "none", 81},
+		{"100::1", "none", 8},
 	}
 	for _, tc := range tests {
 		e, scope := table.Lookup(netip.MustParseAddr(tc.addr))

@@ -4,14 +4,19 @@
 // bench/results/dns-<date>.md.
 //
 //	go run ./bench/dns              # or bench/dns/run.sh, which installs what is missing
-//	go run ./bench/dns -duration 5s -skip knot,nsd
+//	go run ./bench/dns -runs 5 -duration 8s -skip nsd
 //
 // Each server is pinned to CPU 0 with taskset, dnsperf to CPU 1. Every
-// server gets the same query mix; a throughput run (as fast as dnsperf
-// can send, bounded outstanding queries) gives queries per second, and
-// a fixed-rate run gives latency percentiles. Only loopback is used.
-// Servers missing on the machine are skipped with a message; the whole
-// run is bounded (about 80 s with the defaults).
+// server gets the same workloads: the mixed one (60 % routed A, the
+// rest AAAA, a CNAME, the SOA, NXDOMAIN) and routed A with an ECS
+// option in every query. A throughput run (as fast as dnsperf can send,
+// bounded outstanding queries) gives queries per second, and the CPU
+// time the server and dnsperf used; a fixed-rate run gives latency
+// percentiles. The runs are repeated in rounds, the servers in a
+// rotating order, and the report gives medians and each round's ratio
+// to Knot measured in that round: on a shared machine the load changes
+// between runs. Only loopback is used. Servers missing on the machine
+// are skipped with a message.
 package main
 
 import (
@@ -28,7 +33,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,24 +43,25 @@ import (
 )
 
 type options struct {
-	duration    time.Duration // throughput run per server
-	latencyDur  time.Duration // fixed-rate run per server
-	rate        int           // queries per second of the fixed-rate run
-	prefixes    int           // latency table size for dnsgeo
-	failoverN   int           // failover measurements
-	out         string        // report directory
-	skip        map[string]bool
-	serverCPU   string
-	loadgenCPU  string
-	dnsperfOpts []string
+	duration   time.Duration // throughput run per server and workload
+	latencyDur time.Duration // fixed-rate run per server
+	rate       int           // queries per second of the fixed-rate run
+	runs       int           // rounds of throughput runs
+	prefixes   int           // latency table size for dnsgeo
+	failoverN  int           // failover measurements
+	out        string        // report directory
+	skip       map[string]bool
+	serverCPU  string
+	loadgenCPU string
 }
 
 func main() {
 	var o options
 	var skip string
-	flag.DurationVar(&o.duration, "duration", 8*time.Second, "throughput run per server")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "throughput run per server and workload")
 	flag.DurationVar(&o.latencyDur, "latency-duration", 4*time.Second, "fixed-rate latency run per server")
 	flag.IntVar(&o.rate, "rate", 5000, "queries per second of the latency run (below every server's capacity, so it measures service time, not queueing)")
+	flag.IntVar(&o.runs, "runs", 3, "rounds of throughput runs; the report gives medians")
 	flag.IntVar(&o.prefixes, "prefixes", 100000, "prefixes in dnsgeo's latency table")
 	flag.IntVar(&o.failoverN, "failover-runs", 3, "failover measurements")
 	flag.StringVar(&o.out, "out", "", "report directory (default: bench/results in the module)")
@@ -70,7 +75,11 @@ func main() {
 			o.skip[s] = true
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// Bound the whole run: every server started once per round, each
+	// workload, warm-up and start-up, latency runs, failover.
+	perServer := time.Duration(len(workloads))*(o.duration+2*time.Second) + 20*time.Second
+	limit := time.Duration(o.runs)*3*perServer + 3*(o.latencyDur+5*time.Second) + time.Duration(o.failoverN)*40*time.Second + time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/dns:", err)
@@ -78,19 +87,49 @@ func main() {
 	}
 }
 
+// workload is one query stream: a query file and dnsperf options.
+type workload struct {
+	name  string
+	about string
+	file  string
+	extra []string
+}
+
+// The workloads of the issue (#13): the mixed one, and routed A with an
+// ECS option (family 1, source /24, scope 0, 203.0.113.0) in every
+// query, which dnsgeo routes by its latency table and Knot and NSD
+// answer from the static zone.
+var workloads = []workload{
+	{"mixed", "60 % `cdn A` (routed), 10 % each `cdn AAAA`, `www A` (a CNAME to `cdn`), the SOA, `nope A` (NXDOMAIN); no ECS", "queries.txt", nil},
+	{"routed A + ECS", "`cdn A` with an ECS option (203.0.113.0/24) in every query", "routed.txt", []string{"-E", "8:00011800cb0071"}},
+}
+
+// sample is one throughput run.
+type sample struct {
+	qps        float64
+	lost       float64 // percent
+	avg        float64 // seconds
+	serverCPU  float64 // CPU seconds the server's process used during the run
+	busy       float64 // CPU seconds the server's CPUs were busy (softirq and other processes included)
+	loadgenCPU float64 // CPU seconds dnsperf used
+	seconds    float64 // the run's length
+	rcodes     string
+}
+
 // result is one server's figures.
 type result struct {
-	name       string
-	version    string
-	skipped    string // why, when skipped
-	qps        float64
-	lost       float64 // percent, throughput run
-	avg, stdev float64 // seconds, throughput run
-	p50, p90   float64 // seconds, fixed-rate run
-	p99, p999  float64
-	maxLat     float64
-	latLost    float64 // percent lost in the fixed-rate run
-	rcodes     string
+	name    string
+	version string
+	skipped string              // why, when skipped
+	runs    map[string][]sample // by workload name, one per round
+	round   map[string][]int    // by workload name: the round of each sample
+	lat     latency             // fixed-rate run, mixed workload
+	errs    []string            // runs that failed
+}
+
+type latency struct {
+	p50, p90, p99, p999, max float64 // seconds
+	lost                     float64 // percent
 }
 
 func run(ctx context.Context, o options) error {
@@ -120,82 +159,92 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	var results []result
-	haveDNSPerf := lookPath("dnsperf") != "" && lookPath("taskset") != ""
-	servers := []struct {
-		name  string
-		ecs   bool
+	type server struct {
+		key   string
 		start func(ctx context.Context, port int) (*exec.Cmd, string, error)
-	}{
-		{"dnsgeo", false, func(ctx context.Context, port int) (*exec.Cmd, string, error) {
+	}
+	servers := []server{
+		{"dnsgeo", func(ctx context.Context, port int) (*exec.Cmd, string, error) {
 			return startDNSGeo(ctx, o, dir, bin, port)
 		}},
-		{"dnsgeo (ECS /24 in every query)", true, nil},
-		{"Knot DNS", false, func(ctx context.Context, port int) (*exec.Cmd, string, error) { return startKnot(ctx, o, dir, port) }},
-		{"NSD", false, func(ctx context.Context, port int) (*exec.Cmd, string, error) { return startNSD(ctx, o, dir, port) }},
+		{"knot", func(ctx context.Context, port int) (*exec.Cmd, string, error) { return startKnot(ctx, o, dir, port) }},
+		{"nsd", func(ctx context.Context, port int) (*exec.Cmd, string, error) { return startNSD(ctx, o, dir, port) }},
 	}
-	var dnsgeoCmd *exec.Cmd
-	var dnsgeoPort int
-	for _, s := range servers {
-		key := strings.ToLower(strings.Fields(s.name)[0])
-		r := result{name: s.name}
+	names := map[string]string{"dnsgeo": "dnsgeo", "knot": "Knot DNS", "nsd": "NSD"}
+	results := make([]*result, len(servers))
+	for i, s := range servers {
+		results[i] = &result{name: names[s.key], runs: map[string][]sample{}, round: map[string][]int{}}
 		switch {
-		case o.skip[key]:
-			r.skipped = "skipped (-skip)"
-		case !haveDNSPerf:
-			r.skipped = "dnsperf or taskset not installed (run bench/dns/install-deps.sh as root)"
+		case o.skip[s.key]:
+			results[i].skipped = "skipped (-skip)"
+		case lookPath("dnsperf") == "" || lookPath("taskset") == "":
+			results[i].skipped = "dnsperf or taskset not installed (run bench/dns/install-deps.sh as root)"
 		}
+	}
+	// All servers run for the whole benchmark (an idle one uses no CPU
+	// to speak of), so that the runs compared with each other follow
+	// one another within seconds: the machine's load changes slower.
+	ports := make([]int, len(servers))
+	cmds := make([]*exec.Cmd, len(servers))
+	defer func() {
+		for _, c := range cmds {
+			stopCmd(c)
+		}
+	}()
+	for i, s := range servers {
+		r := results[i]
 		if r.skipped != "" {
-			fmt.Printf("%s: %s\n", s.name, r.skipped)
-			results = append(results, r)
+			fmt.Printf("%s: %s\n", r.name, r.skipped)
 			continue
 		}
-		var cmd *exec.Cmd
-		var port int
-		if s.ecs {
-			if dnsgeoCmd == nil {
-				results = append(results, result{name: s.name, skipped: "dnsgeo did not run"})
-				continue
-			}
-			cmd, port, r.version = dnsgeoCmd, dnsgeoPort, results[0].version
-		} else {
-			port = freePort()
-			var err error
-			cmd, r.version, err = s.start(ctx, port)
-			if err != nil {
-				r.skipped = err.Error()
-				fmt.Printf("%s: %s\n", s.name, r.skipped)
-				results = append(results, r)
-				continue
-			}
-			if err := waitReady(ctx, port, 15*time.Second); err != nil {
-				stopCmd(cmd)
-				r.skipped = "did not answer: " + err.Error()
-				results = append(results, r)
-				continue
-			}
-		}
-		fmt.Printf("%s: throughput %v, latency at %d qps %v ...\n", s.name, o.duration, o.rate, o.latencyDur)
-		var extra []string
-		if s.ecs {
-			// ECS option: family 1, source /24, scope 0, 203.0.113.0.
-			extra = []string{"-E", "8:00011800cb0071"}
-		}
-		if err := measure(ctx, o, dir, port, extra, &r); err != nil {
+		ports[i] = freePort()
+		cmd, version, err := s.start(ctx, ports[i])
+		if err != nil {
 			r.skipped = err.Error()
+			fmt.Printf("%s: %s\n", r.name, r.skipped)
+			continue
 		}
-		results = append(results, r)
-		if key == "dnsgeo" && !s.ecs {
-			dnsgeoCmd, dnsgeoPort = cmd, port
-			continue // the ECS run reuses it
+		cmds[i], r.version = cmd, version
+		if err := waitReady(ctx, ports[i], 15*time.Second); err != nil {
+			r.skipped = "did not answer: " + err.Error()
+			fmt.Printf("%s: %s\n", r.name, r.skipped)
+			continue
 		}
-		stopCmd(cmd)
-		if s.ecs {
-			dnsgeoCmd = nil
+		// Warm up: caches, page faults, the Go heap.
+		_ = pinned(ctx, o.loadgenCPU, "dnsperf", append(dnsperfArgs(dir, ports[i], workloads[0]), "-l", "1", "-c", "4", "-q", "200")...).Run()
+	}
+	for round := range o.runs {
+		for _, w := range workloads {
+			for k := range servers {
+				i := (k + round) % len(servers) // rotate, so no server always runs first
+				r := results[i]
+				if r.skipped != "" {
+					continue
+				}
+				fmt.Printf("round %d/%d, %s, %s: throughput %v ...\n", round+1, o.runs, w.name, r.name, o.duration)
+				smp, err := throughput(ctx, o, dir, ports[i], w, cmds[i].Process.Pid)
+				if err != nil {
+					r.errs = append(r.errs, fmt.Sprintf("round %d, %s: %v", round+1, w.name, err))
+					continue
+				}
+				r.runs[w.name] = append(r.runs[w.name], smp)
+				r.round[w.name] = append(r.round[w.name], round)
+			}
 		}
 	}
-	if dnsgeoCmd != nil {
-		stopCmd(dnsgeoCmd)
+	for i, r := range results {
+		if r.skipped != "" {
+			continue
+		}
+		fmt.Printf("%s: latency at %d qps %v ...\n", r.name, o.rate, o.latencyDur)
+		var err error
+		if r.lat, err = fixedRate(ctx, o, dir, ports[i], workloads[0]); err != nil {
+			r.errs = append(r.errs, "latency run: "+err.Error())
+		}
+	}
+	for i := range cmds {
+		stopCmd(cmds[i])
+		cmds[i] = nil
 	}
 
 	var failovers []time.Duration
@@ -345,6 +394,7 @@ func writeFiles(dir string, prefixes int) error {
 	csv.WriteString("203.0.113.0/24,ap-south-1,5\n203.0.113.0/24,us-west-2,200\n")
 	files := map[string][]byte{
 		"queries.txt":     q.Bytes(),
+		"routed.txt":      []byte("cdn.bench.test A\n"),
 		"bench.test.zone": []byte(zoneFile),
 		"dnsgeo.yaml":     []byte(dnsgeoConfig),
 		"latency.csv":     csv.Bytes(),
@@ -518,32 +568,49 @@ var (
 	reVerbose = regexp.MustCompile(`^> (\S+) .* ([\d.]+)$`)
 )
 
-// measure runs dnsperf twice against port: flat out for qps, then at a
-// fixed rate, verbose, for latency percentiles.
-func measure(ctx context.Context, o options, dir string, port int, extra []string, r *result) error {
-	base := []string{"-s", "127.0.0.1", "-p", strconv.Itoa(port), "-d", filepath.Join(dir, "queries.txt"), "-T", "1"}
-	base = append(base, extra...)
-	// Warm up: caches, page faults, the Go heap.
-	_ = pinned(ctx, o.loadgenCPU, "dnsperf", append(base, "-l", "1", "-c", "4", "-q", "200")...).Run()
+// dnsperfArgs are the dnsperf options of workload w against port.
+func dnsperfArgs(dir string, port int, w workload) []string {
+	args := []string{"-s", "127.0.0.1", "-p", strconv.Itoa(port), "-d", filepath.Join(dir, w.file), "-T", "1"}
+	return append(args, w.extra...)
+}
 
-	out, err := pinned(ctx, o.loadgenCPU, "dnsperf", append(base, "-l", secs(o.duration), "-c", "4", "-q", "200")...).CombinedOutput()
+// throughput runs dnsperf as fast as it goes (4 sockets, up to 200
+// queries outstanding) against port, and measures the CPU time that
+// the server (process pid and its children) and dnsperf used.
+func throughput(ctx context.Context, o options, dir string, port int, w workload, pid int) (sample, error) {
+	before, busyBefore := treeCPU(pid), cpuBusy(o.serverCPU)
+	t0 := time.Now()
+	cmd := pinned(ctx, o.loadgenCPU, "dnsperf", append(dnsperfArgs(dir, port, w), "-l", secs(o.duration), "-c", "4", "-q", "200")...)
+	out, err := cmd.CombinedOutput()
+	smp := sample{seconds: time.Since(t0).Seconds(), serverCPU: treeCPU(pid) - before, busy: cpuBusy(o.serverCPU) - busyBefore}
 	if err != nil {
-		return fmt.Errorf("dnsperf: %v: %s", err, lastLines(out, 5))
+		return smp, fmt.Errorf("dnsperf: %v: %s", err, lastLines(out, 5))
+	}
+	if ps := cmd.ProcessState; ps != nil {
+		smp.loadgenCPU = (ps.UserTime() + ps.SystemTime()).Seconds()
 	}
 	s := string(out)
-	r.qps = atof(match(reQPS, s, 1))
-	r.lost = atof(match(reLost, s, 1))
-	r.avg = atof(match(reAvg, s, 1))
-	r.stdev = atof(match(reStdev, s, 1))
-	r.rcodes = match(reRcodes, s, 1)
+	smp.qps = atof(match(reQPS, s, 1))
+	smp.lost = atof(match(reLost, s, 1))
+	smp.avg = atof(match(reAvg, s, 1))
+	smp.rcodes = match(reRcodes, s, 1)
+	if smp.qps == 0 {
+		return smp, fmt.Errorf("no queries per second in dnsperf's output: %s", lastLines(out, 5))
+	}
+	return smp, nil
+}
 
-	cmd := pinned(ctx, o.loadgenCPU, "dnsperf", append(base, "-l", secs(o.latencyDur), "-c", "4", "-Q", strconv.Itoa(o.rate), "-v")...)
+// fixedRate runs dnsperf at o.rate queries per second, verbose, and
+// returns the latency percentiles of every response.
+func fixedRate(ctx context.Context, o options, dir string, port int, w workload) (latency, error) {
+	var l latency
+	cmd := pinned(ctx, o.loadgenCPU, "dnsperf", append(dnsperfArgs(dir, port, w), "-l", secs(o.latencyDur), "-c", "4", "-Q", strconv.Itoa(o.rate), "-v")...)
 	outPipe, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return l, err
 	}
 	if err := cmd.Start(); err != nil {
-		return err
+		return l, err
 	}
 	var lat []float64
 	var tail []string
@@ -557,16 +624,109 @@ func measure(ctx context.Context, o options, dir string, port int, extra []strin
 		tail = append(tail, line)
 	}
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("dnsperf -v: %v", err)
+		return l, fmt.Errorf("dnsperf -v: %v", err)
 	}
 	slices.Sort(lat)
 	if len(lat) == 0 {
-		return errors.New("no latencies from dnsperf -v")
+		return l, errors.New("no latencies from dnsperf -v")
 	}
 	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-	r.p50, r.p90, r.p99, r.p999, r.maxLat = q(0.50), q(0.90), q(0.99), q(0.999), lat[len(lat)-1]
-	r.latLost = atof(match(reLost, strings.Join(tail, "\n"), 1))
-	return nil
+	l.p50, l.p90, l.p99, l.p999, l.max = q(0.50), q(0.90), q(0.99), q(0.999), lat[len(lat)-1]
+	l.lost = atof(match(reLost, strings.Join(tail, "\n"), 1))
+	return l, nil
+}
+
+// cpuBusy returns the seconds the CPUs in list (taskset syntax: "0",
+// "0,2", "0-3") have been busy, from /proc/stat: user, nice, system,
+// irq and softirq time. Unlike a process's own CPU time, this counts
+// the kernel's network work done for the server in softirq context
+// (loopback delivery, ksoftirqd), which is not charged to the process,
+// and also whatever else ran on those CPUs.
+func cpuBusy(list string) float64 {
+	want := map[int]bool{}
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, found := strings.Cut(part, "-")
+		a, _ := strconv.Atoi(lo)
+		b := a
+		if found {
+			b, _ = strconv.Atoi(hi)
+		}
+		for c := a; c <= b; c++ {
+			want[c] = true
+		}
+	}
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	const hz = 100 // USER_HZ
+	ticks := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		c, err := strconv.Atoi(f[0][3:])
+		if err != nil || !want[c] {
+			continue
+		}
+		for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
+			n, _ := strconv.Atoi(f[i])
+			ticks += n
+		}
+	}
+	return float64(ticks) / hz
+}
+
+// treeCPU returns the CPU seconds (user and system) used so far by
+// process pid, its threads and its live descendants (NSD serves from a
+// child), and by the children it has reaped.
+func treeCPU(pid int) float64 {
+	const hz = 100 // USER_HZ, the unit of /proc/*/stat times on Linux
+	type proc struct{ ppid, ticks int }
+	procs := map[int]proc{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 15 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ticks := 0
+		for _, i := range []int{11, 12} { // utime, stime
+			n, _ := strconv.Atoi(f[i])
+			ticks += n
+		}
+		if p == pid {
+			for _, i := range []int{13, 14} { // cutime, cstime
+				n, _ := strconv.Atoi(f[i])
+				ticks += n
+			}
+		}
+		procs[p] = proc{ppid, ticks}
+	}
+	total := 0
+	for p, pr := range procs {
+		for q := p; q > 1; q = procs[q].ppid {
+			if q == pid {
+				total += pr.ticks
+				break
+			}
+			if _, ok := procs[q]; !ok {
+				break
+			}
+		}
+	}
+	return float64(total) / hz
 }
 
 func secs(d time.Duration) string { return strconv.Itoa(max(1, int(d.Seconds()))) }
@@ -676,86 +836,4 @@ rrl: {enabled: false}
 		time.Sleep(10 * time.Millisecond)
 	}
 	return 0, errors.New("no failover within 30s")
-}
-
-func renderReport(o options, rs []result, fo []time.Duration, foErr error, load string, took time.Duration) string {
-	var b strings.Builder
-	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	p("# DNS benchmark: dnsgeo vs Knot DNS vs NSD (%s)\n\n", time.Now().Format("2006-01-02 15:04 MST"))
-	cpu := "unknown"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		if m := regexp.MustCompile(`model name\s*:\s*(.*)`).FindSubmatch(data); m != nil {
-			cpu = string(m[1])
-		}
-	}
-	p("Machine: %d CPUs (%s), load average at start %s (the machine may be shared: compare ratios within one run, not across runs).\n", runtime.NumCPU(), cpu, load)
-	p("Servers pinned to CPU %s with one worker each (dnsgeo: GOMAXPROCS from the affinity mask; Knot: udp-workers 1; NSD: server-count 1); dnsperf pinned to CPU %s, 1 thread, 4 sockets.\n", o.serverCPU, o.loadgenCPU)
-	p("Same zone and answers on all three (`bench.test`: SOA, NS, glue, `www` CNAME to `cdn`, `cdn` A/AAAA); dnsgeo routes `cdn` with a %d-prefix latency table (the loopback client matches `127.0.0.0/8`). Response rate limiting off on all three.\n", o.prefixes+2)
-	p("Query mix (looped): %s.\n\n", strings.Join(uniqCounts(queryMix), ", "))
-
-	p("## Throughput and latency\n\n")
-	p("Throughput: dnsperf as fast as it can with up to 200 queries outstanding, %v. Latency percentiles: a separate run at a fixed %d queries/s for %v (`dnsperf -v`, every response timed).\n\n", o.duration, o.rate, o.latencyDur)
-	var ref float64
-	for _, r := range rs {
-		if strings.HasPrefix(r.name, "Knot") && r.skipped == "" {
-			ref = r.qps
-		}
-	}
-	p("| server | version | qps | vs Knot | lost | avg ms (flat out) | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n")
-	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, r := range rs {
-		if r.skipped != "" {
-			p("| %s | | skipped: %s | | | | | | | | |\n", r.name, r.skipped)
-			continue
-		}
-		ratio := "—"
-		if ref > 0 {
-			ratio = fmt.Sprintf("%.2f", r.qps/ref)
-		}
-		ms := func(s float64) string { return fmt.Sprintf("%.3f", s*1000) }
-		p("| %s | %s | %.0f | %s | %.2f%% | %s | %s | %s | %s | %s | %s |\n", r.name, r.version, r.qps, ratio, r.lost, ms(r.avg), ms(r.p50), ms(r.p90), ms(r.p99), ms(r.p999), ms(r.maxLat))
-	}
-	p("\nResponse codes (throughput runs):\n\n")
-	for _, r := range rs {
-		if r.skipped == "" {
-			p("- %s: %s\n", r.name, r.rcodes)
-		}
-	}
-
-	p("\n## Failover (wall clock)\n\n")
-	p("dnsgeo with two regions, health endpoints on loopback (HTTP), default health settings (interval 2 s, timeout 1 s, fall 2). The preferred region's endpoint is killed at a random point of the probe cycle; the figure is the time until dnsgeo's answers avoid it (and keep avoiding it). Bound: interval × fall = 4 s (+ timeout for an edge that hangs instead of refusing); resolvers holding the old answer keep it at most the answer TTL (20 s) longer.\n\n")
-	if foErr != nil {
-		p("Error: %v\n\n", foErr)
-	}
-	if len(fo) > 0 {
-		var sum time.Duration
-		worst := time.Duration(0)
-		p("| run | failover |\n|---:|---:|\n")
-		for i, d := range fo {
-			p("| %d | %.2f s |\n", i+1, d.Seconds())
-			sum += d
-			worst = max(worst, d)
-		}
-		p("\nMean %.2f s, worst %.2f s (target: under 6 s).\n", (sum / time.Duration(len(fo))).Seconds(), worst.Seconds())
-	} else if o.skip["failover"] {
-		p("Skipped (-skip failover).\n")
-	}
-	p("\nWhole run: %v. Reproduce: `bench/dns/run.sh` (installs dnsperf, knot, nsd, dig when root) or `go run ./bench/dns`.\n", took.Round(time.Second))
-	return b.String()
-}
-
-func uniqCounts(lines []string) []string {
-	var order []string
-	n := map[string]int{}
-	for _, l := range lines {
-		if n[l] == 0 {
-			order = append(order, l)
-		}
-		n[l]++
-	}
-	var out []string
-	for _, l := range order {
-		out = append(out, fmt.Sprintf("`%s` %d%%", l, n[l]*100/len(lines)))
-	}
-	return out
 }
