@@ -50,6 +50,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
+	// A config or latency table that cannot be loaded is bad input, exit
+	// 2 as the edge does; Run loads them again (and on every reload).
+	if _, err := dnsgeo.LoadConfig(*config); err != nil {
+		fmt.Fprintf(stderr, "dnsgeo: %v\n", err)
+		return 2
+	}
+	if *latency != "" {
+		if _, err := dnsgeo.LoadTable(*latency); err != nil {
+			fmt.Fprintf(stderr, "dnsgeo: %v\n", err)
+			return 2
+		}
+	}
+
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

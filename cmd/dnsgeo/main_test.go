@@ -133,8 +133,9 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{[]string{"-nope"}, 2, "flag provided but not defined"},
 		{[]string{"extra"}, 2, "unexpected arguments"},
-		{[]string{"-config", bad, "-listen", "127.0.0.1:0", "-admin", ""}, 1, `bad.yaml:10: colour: unknown field \"colour\"`},
-		{[]string{"-config", filepath.Join(dir, "missing.yaml")}, 1, "no such file"},
+		// Bad input exits 2, as edge does.
+		{[]string{"-config", bad, "-listen", "127.0.0.1:0", "-admin", ""}, 2, `bad.yaml:10: colour: unknown field "colour"`},
+		{[]string{"-config", filepath.Join(dir, "missing.yaml")}, 2, "no such file"},
 	}
 	for _, tc := range tests {
 		var out, errb bytes.Buffer
