@@ -59,6 +59,10 @@ type SiteConfig struct {
 	// Index is the object served for paths ending in "/". Default
 	// index.html.
 	Index string `yaml:"index"`
+	// Query is what the site does with a request's query string: "keep"
+	// (part of the cache key, forwarded to the origin) or "ignore".
+	// Default: keep for an HTTP origin, ignore for S3 and directories.
+	Query string `yaml:"query"`
 	// TTL is how long an object stays fresh when neither its origin
 	// Cache-Control nor a rule says. Unset means -ttl (default 5m); 0
 	// means revalidate before every use.
@@ -279,6 +283,9 @@ func (c *Config) validate() error {
 				}
 				return fieldErr(fmt.Sprintf("%q: want s3://BUCKET[/PREFIX], http(s)://HOST[/PREFIX] or dir:PATH", o), path...)
 			}
+		}
+		if s.Query != "" && s.Query != string(QueryKeep) && s.Query != string(QueryIgnore) {
+			return fieldErr(fmt.Sprintf("%q: keep or ignore", s.Query), "sites", i, "query")
 		}
 		if strings.Contains(s.Index, "/") {
 			return fieldErr(fmt.Sprintf("%q must be a file name without /", s.Index), "sites", i, "index")

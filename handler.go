@@ -123,6 +123,9 @@ func NewHandler(opts Options) (*Handler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("edge: site %d: %w", i, err)
 		}
+		if p := h.newPass(st); p != nil {
+			st.pass = p
+		}
 		if len(s.Hosts) == 0 {
 			if h.def != nil {
 				return nil, errors.New("edge: more than one default site (a site without hosts)")
@@ -184,8 +187,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if r.Method == http.MethodOptions {
-		h.options(w, r, s, p)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.other(w, r, s, p)
 		return
 	}
 	obj, res, err := h.lookup(r, s, p)
@@ -201,9 +204,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // request targets that are too long. It reports whether r may go on; when
 // not, the answer is sent.
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-	default:
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && !passMethods[r.Method] {
 		w.Header()["Allow"] = allowGetHead
 		h.reject(w, http.StatusMethodNotAllowed)
 		return false
@@ -255,6 +256,9 @@ func (h *Handler) resolve(w http.ResponseWriter, r *http.Request) (*site, string
 	if p[len(p)-1] == '/' {
 		p += s.Index
 	}
+	if s.keepQuery && r.URL.RawQuery != "" {
+		p += "?" + r.URL.RawQuery
+	}
 	if len(p) > maxKeyLen {
 		h.reject(w, http.StatusRequestURITooLong)
 		return nil, "", false
@@ -264,12 +268,18 @@ func (h *Handler) resolve(w http.ResponseWriter, r *http.Request) (*site, string
 
 var allowGetHead = []string{"GET, HEAD"}
 
-// options answers OPTIONS for an object: a CORS preflight where the
-// path's policy has CORS, else 405 as for any method but GET and HEAD.
-func (h *Handler) options(w http.ResponseWriter, r *http.Request, s *site, p string) {
-	if pol := s.policy(p); pol.cors != nil && isPreflight(r) {
+// other answers the methods but GET and HEAD: a CORS preflight where the
+// path's policy has CORS; else, for an HTTP origin, the request passed
+// through uncached (POST, PUT, DELETE, PATCH, OPTIONS); else 405.
+func (h *Handler) other(w http.ResponseWriter, r *http.Request, s *site, p string) {
+	if pol := s.policy(p); r.Method == http.MethodOptions && pol.cors != nil && isPreflight(r) {
 		h.metrics.preflights.Inc()
 		pol.preflight(w, r)
+		return
+	}
+	if s.pass != nil {
+		h.metrics.passed.Inc()
+		s.pass.ServeHTTP(w, r)
 		return
 	}
 	w.Header()["Allow"] = allowGetHead

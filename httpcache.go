@@ -272,12 +272,17 @@ func forwardHeader(r *http.Request) http.Header {
 		proto = "https"
 	}
 	h.Set("X-Forwarded-Proto", proto)
-	via := strconv.Itoa(r.ProtoMajor) + "." + strconv.Itoa(r.ProtoMinor) + " edge"
-	if r.ProtoMajor >= 2 {
-		via = strconv.Itoa(r.ProtoMajor) + " edge"
-	}
-	h["Via"] = append(slices.Clip(r.Header.Values("Via")), via)
+	h["Via"] = append(slices.Clip(r.Header.Values("Via")), viaOf(r))
 	return h
+}
+
+// viaOf is the edge's Via entry for a request received as r ("1.1 edge",
+// "2 edge").
+func viaOf(r *http.Request) string {
+	if r.ProtoMajor >= 2 {
+		return strconv.Itoa(r.ProtoMajor) + " edge"
+	}
+	return strconv.Itoa(r.ProtoMajor) + "." + strconv.Itoa(r.ProtoMinor) + " edge"
 }
 
 // clientIP is the address part of a RemoteAddr ("ip:port").

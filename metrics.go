@@ -32,6 +32,7 @@ type metrics struct {
 	requests   [numResults][negotiate.NumCodings]prometheus.Counter
 	notFound   prometheus.Counter
 	preflights prometheus.Counter
+	passed     prometheus.Counter
 	rejected   *prometheus.CounterVec
 	bodyBytes  [negotiate.NumCodings]prometheus.Counter
 	originReqs *prometheus.CounterVec
@@ -55,6 +56,10 @@ func newMetrics(reg *prometheus.Registry, c *cache.Cache) *metrics {
 	m.preflights = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "edge_cors_preflights_total",
 		Help: "CORS preflight requests (OPTIONS) answered by the edge, allowed (204) or refused (403).",
+	})
+	m.passed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "edge_passed_requests_total",
+		Help: "Requests passed to an HTTP origin uncached (POST, PUT, DELETE, PATCH, OPTIONS).",
 	})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edge_rejected_requests_total",
@@ -81,7 +86,7 @@ func newMetrics(reg *prometheus.Registry, c *cache.Cache) *metrics {
 	for c := range negotiate.Coding(negotiate.NumCodings) {
 		m.bodyBytes[c] = bodyBytes.WithLabelValues(c.String())
 	}
-	m.reg.MustRegister(requests, m.notFound, m.preflights, m.rejected, bodyBytes, m.originReqs, m.originSecs, newCacheCollector(c))
+	m.reg.MustRegister(requests, m.notFound, m.preflights, m.passed, m.rejected, bodyBytes, m.originReqs, m.originSecs, newCacheCollector(c))
 	return m
 }
 

@@ -2,6 +2,8 @@ package edge
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -30,6 +32,12 @@ type Site struct {
 	TTL, NegativeTTL, StaleWhileRevalidate, StaleIfError time.Duration
 	// MustServe: see SiteConfig.
 	MustServe []string
+	// Query says whether the query string is part of the object: kept
+	// (in the cache key, and forwarded to the origin) or ignored. Empty
+	// means kept for an HTTP origin, ignored for S3 and directories
+	// (objects there have no query semantics, and cache-busting query
+	// strings would only fragment the cache).
+	Query QueryMode
 	// CORS, Headers, RemoveHeaders: see SiteConfig.
 	CORS          *CORS
 	Headers       map[string]string
@@ -38,12 +46,27 @@ type Site struct {
 	Rules []Rule
 }
 
+// QueryMode is what a site does with a request's query string.
+type QueryMode string
+
+// The query modes of a site.
+const (
+	QueryDefault QueryMode = ""       // QueryKeep for an HTTP origin, else QueryIgnore
+	QueryKeep    QueryMode = "keep"   // part of the cache key, forwarded to the origin
+	QueryIgnore  QueryMode = "ignore" // neither: /a.js?v=2 is /a.js
+)
+
 // site is a Site ready to serve.
 type site struct {
 	Site
-	allDown  func() bool // every origin of the site is known down (circuits open)
-	policies []*policy   // for each rule
-	policy0  *policy     // for paths no rule matches
+	allDown   func() bool // every origin of the site is known down (circuits open)
+	policies  []*policy   // for each rule
+	policy0   *policy     // for paths no rule matches
+	keepQuery bool
+	// speaksHTTP: the origin answers with HTTP semantics (any status,
+	// header fields to store and give back, other methods passed through).
+	speaksHTTP bool
+	pass       http.Handler // the reverse proxy for uncached methods; nil for S3 and directories
 }
 
 // downReporter is an Origin that knows when all of its origins are down
@@ -63,6 +86,18 @@ func newSite(s Site) (*site, error) {
 	}
 	if st.Index == "" {
 		st.Index = DefaultIndex
+	}
+	if p, ok := s.Origin.(proxier); ok && p.Proxies() {
+		st.speaksHTTP = true
+	}
+	switch s.Query {
+	case QueryDefault:
+		st.keepQuery = st.speaksHTTP
+	case QueryKeep:
+		st.keepQuery = true
+	case QueryIgnore:
+	default:
+		return nil, fmt.Errorf("query %q: keep or ignore", s.Query)
 	}
 	st.policy0 = newPolicy(&st.Site, nil)
 	for i := range st.Rules {

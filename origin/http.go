@@ -265,3 +265,52 @@ func dropHopByHop(h http.Header) {
 		delete(h, name)
 	}
 }
+
+// RoundTrip sends req, a request the edge does not cache (POST, PUT,
+// DELETE, ...), to the origin as it is: its path and query under the
+// origin's prefix, to the origin's host. It is an http.RoundTripper for a
+// reverse proxy; nothing is retried (the methods are not idempotent).
+func (o *HTTP) RoundTrip(req *http.Request) (*http.Response, error) {
+	out := req.Clone(req.Context())
+	out.URL.Scheme, out.URL.Host = o.base.Scheme, o.base.Host
+	out.URL.Path = o.base.Path + req.URL.Path
+	if req.URL.RawPath != "" {
+		out.URL.RawPath = o.base.Path + req.URL.RawPath
+	}
+	out.Host = o.base.Host
+	out.RequestURI = ""
+	res, err := o.client.Transport.RoundTrip(out)
+	if err != nil {
+		return nil, fmt.Errorf("http origin %s %q: %w", req.Method, req.URL.Path, err)
+	}
+	res.Request = req // the request as the caller named it
+	return res, nil
+}
+
+// RoundTrip sends req to the first origin whose circuit is not open and
+// that takes such requests (an HTTP origin; see HTTP.RoundTrip), once:
+// the requests the edge passes through are not idempotent, so they are
+// neither retried nor failed over.
+func (f *Failover) RoundTrip(req *http.Request) (*http.Response, error) {
+	for _, m := range f.members {
+		rt, ok := m.origin.(http.RoundTripper)
+		if ok && f.usable(m) {
+			return rt.RoundTrip(req)
+		}
+	}
+	return nil, fmt.Errorf("origin: no origin of %s takes %s requests now", f.name, req.Method)
+}
+
+// Proxies reports that the origin takes requests as they are (RoundTrip).
+func (o *HTTP) Proxies() bool { return true }
+
+// Proxies reports whether one of the origins takes requests as they are
+// (an HTTP origin): then RoundTrip can pass them.
+func (f *Failover) Proxies() bool {
+	for _, m := range f.members {
+		if p, ok := m.origin.(interface{ Proxies() bool }); ok && p.Proxies() {
+			return true
+		}
+	}
+	return false
+}

@@ -469,6 +469,7 @@ func loadSites(ctx context.Context, o *options, log *slog.Logger) (sites []edge.
 		s := base
 		s.Hosts, s.Index, s.Rules = sc.Hosts, sc.Index, sc.Rules
 		s.CORS, s.Headers, s.RemoveHeaders = sc.CORS, sc.Headers, sc.RemoveHeaders
+		s.Query = edge.QueryMode(sc.Query)
 		for _, v := range []struct {
 			dst *time.Duration
 			src *edge.Duration

@@ -1,0 +1,92 @@
+package edge
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+)
+
+// proxier is an origin that takes the requests the edge does not cache
+// as they are (an HTTP origin): POST, PUT, DELETE, PATCH, OPTIONS.
+type proxier interface {
+	http.RoundTripper
+	Proxies() bool
+}
+
+// passMethods are the methods passed through to an HTTP origin uncached.
+var passMethods = map[string]bool{
+	http.MethodPost: true, http.MethodPut: true, http.MethodDelete: true, http.MethodPatch: true, http.MethodOptions: true,
+}
+
+// newPass returns the reverse proxy that passes a site's uncached
+// requests to its origin (net/http/httputil: hop-by-hop fields,
+// X-Forwarded-*, streaming both ways), or nil when the origin takes none
+// (S3, directories). A success (2xx, 3xx) to an unsafe method invalidates
+// what it names (RFC 9111 §4.4).
+func (h *Handler) newPass(s *site) *httputil.ReverseProxy {
+	p, ok := s.Origin.(proxier)
+	if !ok || !p.Proxies() {
+		return nil
+	}
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// The origin's RoundTrip puts its own scheme, host and prefix.
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "origin"
+			pr.SetXForwarded()
+			pr.Out.Header.Add("Via", viaOf(pr.In))
+		},
+		Transport: p,
+		ModifyResponse: func(res *http.Response) error {
+			if res.StatusCode >= 200 && res.StatusCode < 400 {
+				h.invalidate(s, res.Request, res)
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() == nil {
+				h.errorLog.Error("origin failed: a passed request", "site", s.CacheNamespace, "method", r.Method, "path", r.URL.Path, "origin", s.Origin.String(), "err", err)
+			}
+			h.failed(w, http.StatusBadGateway, "origin-error")
+		},
+		ErrorLog: nil,
+	}
+}
+
+// invalidate drops what a successful unsafe request changed (RFC 9111
+// §4.4): its target, and the URIs in Location and Content-Location when
+// they are on the same host.
+func (h *Handler) invalidate(s *site, out *http.Request, res *http.Response) {
+	paths := []string{h.objectPath(s, out.URL)}
+	for _, f := range []string{"Location", "Content-Location"} {
+		v := res.Header.Get(f)
+		if v == "" {
+			continue
+		}
+		u, err := out.URL.Parse(v) // relative to the request
+		if err != nil || (u.Host != "" && u.Host != out.Host && u.Host != out.URL.Host) {
+			continue // another site's: not ours to drop
+		}
+		paths = append(paths, h.objectPath(s, u))
+	}
+	for _, p := range paths {
+		if p != "" {
+			h.cache.Delete(s.key(p))
+		}
+	}
+}
+
+// objectPath is the object path (and query, when the site keeps it) u
+// names in site s, or "" for a path the edge would refuse.
+func (h *Handler) objectPath(s *site, u *url.URL) string {
+	p, ok := cleanPath(u.Path)
+	if !ok {
+		return ""
+	}
+	if p[len(p)-1] == '/' {
+		p += s.Index
+	}
+	if s.keepQuery && u.RawQuery != "" {
+		p += "?" + u.RawQuery
+	}
+	return p
+}
