@@ -22,6 +22,9 @@ var errTooManyMisses = errors.New("edge: too many concurrent misses from one cli
 func (h *Handler) lookup(r *http.Request, s *site, p string) (*cache.Object, result, error) {
 	obj := h.cache.Lookup(s.key(p))
 	now := h.now()
+	if obj != nil && obj.SoftPurged() {
+		return h.revalidatePurged(r, s, p, obj, now) // admin_purge.go
+	}
 	switch {
 	case obj != nil && obj.Meta.Fresh(now):
 		return obj, resultHit, nil
@@ -112,7 +115,7 @@ func (h *Handler) fetch(ctx context.Context, s *site, p string, stale, broken *c
 	now := h.now()
 	// A fill that finished just before this one began has the answer
 	// (groupcache's Group.load makes the same check).
-	if cur := h.cache.Lookup(s.key(p)); cur != nil && cur.Meta.Fresh(now) && (broken == nil || cur.Meta.Version != broken.Meta.Version) {
+	if cur := h.cache.Lookup(s.key(p)); cur != nil && cur.Meta.Fresh(now) && !cur.SoftPurged() && (broken == nil || cur.Meta.Version != broken.Meta.Version) {
 		return &cache.Response{Current: cur}, nil
 	}
 	var cond origin.Conditions
@@ -165,6 +168,7 @@ func (h *Handler) fetch(ctx context.Context, s *site, p string, stale, broken *c
 		Expires:              now.Add(f.ttl),
 		StaleWhileRevalidate: f.swr,
 		StaleIfError:         f.sie,
+		Tags:                 o.SurrogateKeys,
 	}
 	if stored, known := negotiate.ParseContentEncoding(o.ContentEncoding); known {
 		// The cache names variants by coding: "identity", "gzip", ...

@@ -185,7 +185,7 @@ func (h *Handler) warm(ctx context.Context) {
 	for _, s := range h.sites {
 		for _, p := range s.MustServe {
 			obj := h.cache.Lookup(s.key(p))
-			if obj != nil && obj.Meta.Fresh(now) {
+			if obj != nil && obj.Meta.Fresh(now) && !obj.SoftPurged() {
 				continue
 			}
 			// An origin failure with the copy still usable is logged by fill.
