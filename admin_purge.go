@@ -268,9 +268,9 @@ type PurgeResult struct {
 	TookMS  float64 `json:"took_ms"`
 }
 
-// errUnknownHost: no site serves the purge's host (and there is no
-// default site).
-var errUnknownHost = errors.New("no site serves this host")
+// ErrUnknownHost: no site serves the host a purge names (and there is
+// no default site).
+var ErrUnknownHost = errors.New("no site serves this host")
 
 // Purge applies a validated purge request: in force for every request
 // from when it returns, on every tier, also after a restart. It waits up
@@ -283,7 +283,7 @@ func (h *Handler) Purge(req PurgeRequest, wait time.Duration) (PurgeResult, erro
 	if req.Host != "" {
 		s := h.route(req.Host)
 		if s == nil {
-			return res, fmt.Errorf("%w: %q", errUnknownHost, req.Host)
+			return res, fmt.Errorf("%w: %q", ErrUnknownHost, req.Host)
 		}
 		sites = []*site{s}
 	}
@@ -366,7 +366,7 @@ func (h *Handler) servePurge(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.Purge(req, purgeWait)
 	switch {
-	case errors.Is(err, errUnknownHost):
+	case errors.Is(err, ErrUnknownHost):
 		h.badRequest(w, r, "purge", err)
 		return
 	case errors.Is(err, cache.ErrPurgeBacklog):

@@ -82,7 +82,7 @@ func (h *Handler) Warm(ctx context.Context, req WarmRequest) (WarmResult, error)
 	start := time.Now()
 	s := h.route(req.Host)
 	if s == nil {
-		return WarmResult{}, fmt.Errorf("%w: %q", errUnknownHost, req.Host)
+		return WarmResult{}, fmt.Errorf("%w: %q", ErrUnknownHost, req.Host)
 	}
 	res := WarmResult{Name: h.name, Region: h.region, URLs: make([]WarmedURL, len(req.URLs))}
 	sem := make(chan struct{}, warmConcurrency)
@@ -198,7 +198,7 @@ func (h *Handler) Inspect(host, path string) (CacheEntry, error) {
 	e := CacheEntry{Name: h.name, Region: h.region, Host: host, Path: path}
 	s := h.route(host)
 	if s == nil {
-		return e, fmt.Errorf("%w: %q", errUnknownHost, host)
+		return e, fmt.Errorf("%w: %q", ErrUnknownHost, host)
 	}
 	if err := checkPurgePath(path, true); err != nil {
 		return e, fmt.Errorf("path %q: %v", path, err)

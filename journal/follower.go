@@ -68,9 +68,10 @@ type Follower struct {
 	syncMu  sync.Mutex // one Sync at a time
 
 	mu         sync.Mutex
-	lastSync   time.Time // last complete read (persisted)
-	saved      time.Time // when lastSync was last written
-	failing    time.Time // first failure of the current episode; zero: none
+	done       map[string]bool // ids applied by this process (some leave no trace in Applied)
+	lastSync   time.Time       // last complete read (persisted)
+	saved      time.Time       // when lastSync was last written
+	failing    time.Time       // first failure of the current episode; zero: none
 	lastErr    error
 	records    int
 	registered time.Time
@@ -95,7 +96,7 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 			return nil, err
 		}
 	}
-	f := &Follower{cfg: cfg, log: cfg.Log, started: cfg.Now()}
+	f := &Follower{cfg: cfg, log: cfg.Log, started: cfg.Now(), done: map[string]bool{}}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -247,11 +248,20 @@ func (f *Follower) sync(ctx context.Context) error {
 		}
 	}
 	var todo []string
+	f.mu.Lock()
+	listed := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		if !f.cfg.Applied(id) {
+		listed[id] = true
+		if !f.done[id] && !f.cfg.Applied(id) {
 			todo = append(todo, id)
 		}
 	}
+	for id := range f.done {
+		if !listed[id] {
+			delete(f.done, id) // compacted: never listed again
+		}
+	}
+	f.mu.Unlock()
 	recs := make([]Record, len(todo))
 	errs := make([]error, len(todo))
 	var wg sync.WaitGroup
@@ -277,7 +287,7 @@ func (f *Follower) sync(ctx context.Context) error {
 			// it, and nothing becomes unservable.
 			f.errs.WithLabelValues("read").Inc()
 			f.log.Error("purge journal: unreadable record: soft-purging everything in its place", "id", id, "err", err)
-			r = Record{ID: id, All: true, Soft: true}
+			r = Record{ID: id, All: true, Mode: Soft}
 		case err != nil:
 			f.errs.WithLabelValues("read").Inc()
 			if first == nil {
@@ -292,7 +302,10 @@ func (f *Follower) sync(ctx context.Context) error {
 			}
 			continue
 		}
-		f.log.Info("purge journal: applied a purge the edge had missed", "id", r.ID, "urls", len(r.URLs), "prefixes", len(r.Prefixes), "tags", len(r.Tags), "all", r.All, "host", r.Host, "soft", r.Soft)
+		f.mu.Lock()
+		f.done[id] = true
+		f.mu.Unlock()
+		f.log.Info("purge journal: applied a purge the edge had missed", "id", r.ID, "urls", len(r.URLs), "prefixes", len(r.Prefixes), "tags", len(r.Tags), "all", r.All, "host", r.Host, "mode", r.Mode)
 	}
 	return first
 }
@@ -308,7 +321,7 @@ func (f *Follower) catchUpAll(mark, last time.Time) error {
 	}
 	f.log.Warn("purge journal: records the edge never read were compacted: soft-purging everything it holds",
 		"last_complete_read", last, "compacted_before", mark)
-	if err := f.cfg.Apply(Record{ID: id, Time: mark, All: true, Soft: true}); err != nil {
+	if err := f.cfg.Apply(Record{ID: id, Time: mark, All: true, Mode: Soft}); err != nil {
 		f.errs.WithLabelValues("apply").Inc()
 		return fmt.Errorf("soft-purging everything after a compaction: %w", err)
 	}
@@ -317,26 +330,35 @@ func (f *Follower) catchUpAll(mark, last time.Time) error {
 
 // register refreshes the registry entry when it is due.
 func (f *Follower) register(ctx context.Context) {
-	if f.cfg.Self.AdminURL == "" {
-		return
+	f.mu.Lock()
+	self := f.cfg.Self
+	due := f.cfg.Now().Sub(f.registered) >= registryRefresh
+	f.mu.Unlock()
+	if self.AdminURL != "" && due {
+		if err := f.Register(ctx, self); err != nil {
+			f.log.Warn("purge journal: cannot refresh the edge's registry entry", "err", err)
+		}
+	}
+}
+
+// Register writes the edge's registry entry now, as self (which later
+// refreshes keep), so that the purge CLI finds it. An edge calls it once
+// its admin listener is open (its address known).
+func (f *Follower) Register(ctx context.Context, self Edge) error {
+	if err := CheckName(self.Name); err != nil {
+		return err
 	}
 	now := f.cfg.Now()
-	f.mu.Lock()
-	due := now.Sub(f.registered) >= registryRefresh
-	f.mu.Unlock()
-	if !due {
-		return
-	}
-	e := f.cfg.Self
+	e := self
 	e.LastSeen = now.UTC()
 	if err := f.cfg.Journal.Register(ctx, e); err != nil {
 		f.errs.WithLabelValues("register").Inc()
-		f.log.Warn("purge journal: cannot refresh the edge's registry entry", "err", err)
-		return
+		return err
 	}
 	f.mu.Lock()
-	f.registered = now
+	f.cfg.Self, f.registered = self, now
 	f.mu.Unlock()
+	return nil
 }
 
 // Run reads the journal every poll interval until ctx is done. Failures

@@ -60,7 +60,8 @@ type Record struct {
 	Tags     []string `json:"tags,omitempty"`
 	All      bool     `json:"all,omitempty"`
 	Host     string   `json:"host,omitempty"`
-	Soft     bool     `json:"soft"`
+	// Mode is "soft" or "hard".
+	Mode string `json:"mode"`
 	// By says who issued it ("user@host"), for the audit trail.
 	By string `json:"by,omitempty"`
 }
@@ -93,9 +94,9 @@ func ParseID(id string) (time.Time, error) {
 }
 
 // ParseRecord reads a record as Append writes it: one JSON object with
-// the fields of Record and nothing else; a valid id; the time; at least
-// one selector, "all" alone; paths and prefixes starting with "/"; tags
-// one word each.
+// the fields of Record and nothing else; a valid id; the time; the mode;
+// at least one selector, "all" alone; paths and prefixes starting with
+// "/"; tags one word each.
 func ParseRecord(b []byte) (Record, error) {
 	var r Record
 	if len(b) > maxRecord {
@@ -115,10 +116,19 @@ func ParseRecord(b []byte) (Record, error) {
 	return r, nil
 }
 
+// Modes of a Record.
+const (
+	Soft = "soft"
+	Hard = "hard"
+)
+
 // Validate checks r as ParseRecord does.
 func (r *Record) Validate() error {
 	if _, err := ParseID(r.ID); err != nil {
 		return fmt.Errorf("journal record: %w", err)
+	}
+	if r.Mode != Soft && r.Mode != Hard {
+		return fmt.Errorf("journal record %s: mode %q: want soft or hard", r.ID, r.Mode)
 	}
 	if r.Time.IsZero() {
 		return fmt.Errorf("journal record %s: no time", r.ID)

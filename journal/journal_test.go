@@ -31,7 +31,7 @@ func dirJournal(t testing.TB) (*Journal, store.Store) {
 }
 
 func record(at time.Time, urls ...string) Record {
-	return Record{ID: NewID(at), Time: at, URLs: urls, Soft: true, By: "ci@build"}
+	return Record{ID: NewID(at), Time: at, URLs: urls, Mode: Soft, By: "ci@build"}
 }
 
 func TestIDsOrderByTime(t *testing.T) {
@@ -61,8 +61,8 @@ func TestAppendReadCompact(t *testing.T) {
 	j, st := dirJournal(t)
 	ctx := context.Background()
 	old := record(t0.Add(-40*24*time.Hour), "/widget/v1/login.js")
-	mid := Record{ID: NewID(t0.Add(-time.Hour)), Time: t0.Add(-time.Hour), Tags: []string{"release-42"}, Host: "cdn.example.com"}
-	recent := Record{ID: NewID(t0), Time: t0, Prefixes: []string{"/tenants/"}, Soft: true}
+	mid := Record{ID: NewID(t0.Add(-time.Hour)), Time: t0.Add(-time.Hour), Tags: []string{"release-42"}, Host: "cdn.example.com", Mode: Hard}
+	recent := Record{ID: NewID(t0), Time: t0, Prefixes: []string{"/tenants/"}, Mode: Soft}
 	for _, r := range []Record{recent, old, mid} {
 		if err := j.Append(ctx, r); err != nil {
 			t.Fatal(err)
@@ -71,7 +71,7 @@ func TestAppendReadCompact(t *testing.T) {
 	if err := j.Append(ctx, mid); !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("appending an id twice: %v, want fs.ErrExist", err)
 	}
-	if err := j.Append(ctx, Record{ID: NewID(t0), Time: t0}); err == nil {
+	if err := j.Append(ctx, Record{ID: NewID(t0), Time: t0, Mode: Soft}); err == nil {
 		t.Fatal("appended a record without selectors")
 	}
 	ids, err := j.IDs(ctx)
@@ -79,7 +79,7 @@ func TestAppendReadCompact(t *testing.T) {
 		t.Fatalf("IDs = %q, %v", ids, err)
 	}
 	got, err := j.Read(ctx, mid.ID)
-	if err != nil || got.Host != "cdn.example.com" || got.Soft || !slices.Equal(got.Tags, mid.Tags) || !got.Time.Equal(mid.Time) {
+	if err != nil || got.Host != "cdn.example.com" || got.Mode != Hard || !slices.Equal(got.Tags, mid.Tags) || !got.Time.Equal(mid.Time) {
 		t.Fatalf("Read = %+v, %v", got, err)
 	}
 	if _, err := j.Read(ctx, NewID(t0)); !errors.Is(err, fs.ErrNotExist) {
@@ -87,7 +87,7 @@ func TestAppendReadCompact(t *testing.T) {
 	}
 	// A record a newer CLI wrote, with a field this one does not know.
 	newer := NewID(t0.Add(time.Minute))
-	st.Put(ctx, purgesDir+newer, []byte(`{"id":"`+newer+`","time":"2026-11-30T12:01:00Z","regex":"/w.*","soft":true}`))
+	st.Put(ctx, purgesDir+newer, []byte(`{"id":"`+newer+`","time":"2026-11-30T12:01:00Z","regex":"/w.*","mode":"soft"}`))
 	if _, err := j.Read(ctx, newer); !errors.Is(err, ErrUnreadable) {
 		t.Fatalf("Read of an unknown field: %v, want ErrUnreadable", err)
 	}
@@ -222,7 +222,7 @@ func TestFollowerAppliesEachRecordOnce(t *testing.T) {
 	fl.mu.Lock()
 	last := fl.applied[len(fl.applied)-1]
 	fl.mu.Unlock()
-	if last.ID != bad || !last.All || !last.Soft {
+	if last.ID != bad || !last.All || last.Mode != Soft {
 		t.Fatalf("unreadable record applied as %+v, want a soft purge of everything", last)
 	}
 	if n := testutil.ToFloat64(fl.errs.WithLabelValues("read")); n != 1 {
@@ -258,7 +258,7 @@ func TestFollowerGapSoftPurgesAll(t *testing.T) {
 	fl.mu.Lock()
 	applied := slices.Clone(fl.applied)
 	fl.mu.Unlock()
-	if len(applied) != 2 || !applied[0].All || !applied[0].Soft || applied[1].ID != kept.ID {
+	if len(applied) != 2 || !applied[0].All || applied[0].Mode != Soft || applied[1].ID != kept.ID {
 		t.Fatalf("applied %+v, want a soft purge of everything, then the record kept", applied)
 	}
 	if err := fl.Sync(ctx); err != nil || len(fl.appliedIDs()) != 2 {
@@ -332,16 +332,16 @@ func FuzzParseRecord(f *testing.F) {
 	r := record(t0, "/widget/v1/login.js")
 	b, _ := json.Marshal(r)
 	f.Add(b)
-	f.Add([]byte(`{"id":"20261130T120000.000000000Z-abcdefgh","time":"2026-11-30T12:00:00Z","all":true,"soft":false}`))
+	f.Add([]byte(`{"id":"20261130T120000.000000000Z-abcdefgh","time":"2026-11-30T12:00:00Z","all":true,"mode":"hard"}`))
 	f.Add([]byte(`{"id":"x","time":"2026-11-30T12:00:00Z","tags":["a"]}`))
-	f.Add([]byte(`{"id":"20261130T120000.000000000Z-abcdefgh","time":"2026-11-30T12:00:00Z","tags":["a b"]}`))
+	f.Add([]byte(`{"id":"20261130T120000.000000000Z-abcdefgh","time":"2026-11-30T12:00:00Z","tags":["a b"],"mode":"soft"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := ParseRecord(data)
 		if err != nil {
 			return
 		}
-		if _, err := ParseID(r.ID); err != nil || r.Time.IsZero() {
-			t.Fatalf("accepted id %q time %v", r.ID, r.Time)
+		if _, err := ParseID(r.ID); err != nil || r.Time.IsZero() || (r.Mode != Soft && r.Mode != Hard) {
+			t.Fatalf("accepted id %q time %v mode %q", r.ID, r.Time, r.Mode)
 		}
 		if len(r.URLs)+len(r.Prefixes)+len(r.Tags) == 0 && !r.All {
 			t.Fatal("accepted a record without selectors")
@@ -351,7 +351,7 @@ func FuzzParseRecord(f *testing.F) {
 			t.Fatal(err)
 		}
 		again, err := ParseRecord(b)
-		if err != nil || again.ID != r.ID || again.Soft != r.Soft || len(again.URLs) != len(r.URLs) {
+		if err != nil || again.ID != r.ID || again.Mode != r.Mode || len(again.URLs) != len(r.URLs) {
 			t.Fatalf("round trip: %+v, %v", again, err)
 		}
 	})

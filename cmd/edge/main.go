@@ -71,7 +71,8 @@ type options struct {
 	fetchTimeout        time.Duration
 	shutdownTimeout     time.Duration
 	version             bool
-	tls                 tlsOptions // HTTPS flags: tls.go
+	tls                 tlsOptions   // HTTPS flags: tls.go
+	purge               purgeOptions // identity and purge journal flags: purge.go
 }
 
 // onLoopback reports whether a listen address binds loopback only.
@@ -142,7 +143,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.fetchTimeout, "fetch-timeout", edge.DefaultFetchTimeout, "bound on one origin fetch, body included")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	o.tls.register(fs) // HTTPS flags: tls.go
+	o.tls.register(fs)   // HTTPS flags: tls.go
+	o.purge.register(fs) // identity and purge journal: purge.go
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: edge [flags]\n\nServes objects from S3 or a directory through a memory and disk cache.\nWith no -origin and no -config it serves a bundled demo site.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -163,6 +165,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("-cache-dir: empty")
 	}
 	if err := o.tls.validate(); err != nil { // HTTPS flags: tls.go
+		return nil, err
+	}
+	if err := o.purge.validate(); err != nil { // purge.go
 		return nil, err
 	}
 	if o.adminTokenFile == "" && !onLoopback(o.adminAddr) {
@@ -241,6 +246,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	if tside != nil {
 		components = append(components, tside.component())
 	}
+	// The purge journal (purge.go): read before the listeners open.
+	pside, err := setupJournal(ctx, &o.purge, c, o.cacheDir, reg, log)
+	if err != nil {
+		c.Close()
+		fmt.Fprintf(stderr, "edge: %v\n", err)
+		return 2
+	}
+	if pside != nil {
+		components = append(components, pside.component())
+	}
 	h, err := edge.NewHandler(edge.Options{
 		Cache:           c,
 		Sites:           sites,
@@ -250,11 +265,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 		MissConcurrency: o.missConcurrency,
 		Registry:        reg,
 		Components:      components,
+		Name:            o.purge.name,
+		Region:          o.purge.region,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "edge: %v\n", err)
 		return 1
 	}
+	pside.catchUp(ctx, h) // purge.go: at most 2 s
 
 	public := &http.Server{
 		Handler:           tside.plainHandler(h), // ACME HTTP-01, -redirect-https (tls.go)
@@ -284,6 +302,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 		return 1
 	}
 	h.KeepWarm(keepWarmInterval)
+	pside.start(ctx, al.Addr()) // purge.go: registers, then polls the journal
 	errc := make(chan error, 4)
 	go func() { errc <- public.Serve(pl) }()
 	go func() { errc <- admin.Serve(al) }()
@@ -291,6 +310,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 		fmt.Fprintf(stderr, "edge: %v\n", err)
 		public.Close()
 		admin.Close()
+		pside.stop()
 		h.Close()
 		c.Close()
 		return 1
@@ -329,8 +349,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	if err := admin.Shutdown(sctx); err != nil {
 		log.Warn("edge: admin requests cut off", "err", err)
 	}
-	// Background revalidations and keep-warm stop; fills and derivations
-	// in flight finish writing to disk before we exit.
+	// Background revalidations, keep-warm and the journal's poller stop;
+	// fills and derivations in flight finish writing to disk before we
+	// exit.
+	pside.stop()
 	h.Close()
 	c.Close()
 	log.Info("edge stopped")
