@@ -379,23 +379,31 @@ func (c *Cache) deriveFailed(obj *Object, to negotiate.Coding, err error) error 
 		return fmt.Errorf("%w: %q: %w", ErrNoVariant, obj.Key, err)
 	}
 	reason := err.Error()
-	if obj.undecodable.CompareAndSwap(nil, &reason) {
+	// Once per version: per Object, and per record, since one version
+	// can be in more than one Object (a lookup from disk while the fill's
+	// own is not in memory yet).
+	if obj.undecodable.CompareAndSwap(nil, &reason) && (obj.Meta.Transient || c.rememberUndecodable(obj, reason)) {
 		c.deriveFailures[to].Add(1)
 		c.log.Error("cache: stored body is not valid in its content coding: served only as stored, to clients that accept that coding",
 			"key", obj.Key, "stored_coding", obj.Meta.Coding, "coding", to.String(), "etag", obj.Meta.ETag, "err", err)
-		if !obj.Meta.Transient {
-			c.rememberUndecodable(obj, reason)
-		}
 	}
 	return fmt.Errorf("%w: %q: %s", ErrNoVariant, obj.Key, reason)
 }
 
 // rememberUndecodable writes obj's record again with the reason, so that
 // the failure is not met again after a restart, unless obj has been
-// replaced meanwhile (a purge's mark on the record is kept).
-func (c *Cache) rememberUndecodable(obj *Object, reason string) {
+// replaced meanwhile (a purge's mark on the record is kept). It reports
+// whether the reason is new to the record (false: another Object of the
+// version recorded it first).
+func (c *Cache) rememberUndecodable(obj *Object, reason string) bool {
+	first := true
 	_, _, _ = c.rewriteRecord(obj.Key, obj.Meta.Version, func(cur *Meta) *Meta {
+		if cur.Undecodable != "" {
+			first = false
+			return nil
+		}
 		cur.Undecodable = reason
 		return cur
 	})
+	return first
 }
