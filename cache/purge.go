@@ -425,9 +425,13 @@ func (c *Cache) recheckOnce(obj *Object, lp *lurkPlan) *Object {
 		c.purgeHard(obj.Key, obj.Meta, r)
 		return nil
 	case soft:
-		if obj.Meta.SoftPurged || obj.Meta.Status != 200 {
-			// A negative entry has nothing to serve stale: it is simply
-			// asked again when it expires; soft purges leave it.
+		if obj.Meta.Status != 200 {
+			// A cached 404 has nothing worth serving stale: a soft purge
+			// drops it, so an object uploaded since appears at once.
+			c.purgeHard(obj.Key, obj.Meta, r)
+			return nil
+		}
+		if obj.Meta.SoftPurged {
 			obj.checkedUpTo(upto)
 			return obj
 		}
@@ -511,19 +515,11 @@ func (c *Cache) softPurged(obj *Object, upto int64, r *rule) *Object {
 	return n
 }
 
-// purgeHard removes key's version m from both tiers (if the disk still
-// holds that version), and counts it for r.
-func (c *Cache) purgeHard(key string, m Meta, r *rule) {
-	c.mem.Del(key)
-	// A failing delete leaves the record (indexed): the lurker keeps the
-	// rule and tries again, and lookups keep meeting the rule meanwhile.
-	// The object is counted where its record goes (a memory-only
-	// object of a failing disk is not counted).
-	if removed, _ := c.removeRecord(key, m.Version); removed {
-		c.purge.counted(r)
-	}
-	c.purge.tombstone(key, r.at)
-}
+// purgeHard removes key's version m from both tiers, counting it for r
+// where its record goes. A failing delete leaves the record (indexed):
+// the lurker keeps the rule and tries again, and lookups keep meeting the
+// rule meanwhile. (A memory-only object of a failing disk is not counted.)
+func (c *Cache) purgeHard(key string, m Meta, r *rule) { c.dropRecord(key, m, r) }
 
 // recordLock serialises the rewrites of one key's record by purges with
 // the writes of new versions, so that a purge never overwrites a newer
@@ -618,15 +614,12 @@ func (c *Cache) purgeRecord(key string, target int64, lp *lurkPlan) bool {
 	}
 	switch v {
 	case hard:
-		c.mem.Del(key)
-		removed, err := c.removeRecord(key, meta.Version)
-		if removed {
-			c.purge.counted(r)
-			c.purge.tombstone(key, r.at)
-		}
-		return err == nil
+		return c.dropRecord(key, meta, r)
 	case soft:
-		if meta.SoftPurged || meta.Status != 200 {
+		if meta.Status != 200 {
+			return c.dropRecord(key, meta, r) // see recheckOnce
+		}
+		if meta.SoftPurged {
 			return true
 		}
 		changed, _, err := c.rewriteRecord(key, meta.Version, func(cur *Meta) *Meta {
@@ -642,6 +635,19 @@ func (c *Cache) purgeRecord(key string, target int64, lp *lurkPlan) bool {
 		return err == nil
 	}
 	return true
+}
+
+// dropRecord removes key's record of version meta (and its variants)
+// from both tiers, counting it for r. It returns false when the disk
+// refused.
+func (c *Cache) dropRecord(key string, meta Meta, r *rule) bool {
+	c.mem.Del(key)
+	removed, err := c.removeRecord(key, meta.Version)
+	if removed {
+		c.purge.counted(r)
+		c.purge.tombstone(key, r.at)
+	}
+	return err == nil
 }
 
 // lurk applies the rules in force to every entry, memory and disk, each

@@ -592,3 +592,28 @@ func BenchmarkLookupWithPurges(b *testing.B) {
 		})
 	}
 }
+
+// TestSoftPurgeDropsNegativeEntries: a cached 404 selected by a soft
+// purge goes (an object uploaded since must appear at once); a soft
+// purge has nothing stale to keep of it.
+func TestSoftPurgeDropsNegativeEntries(t *testing.T) {
+	cfg, gate := pausedLurker()
+	tc := newTestCache(t, cfg)
+	neg := func(key string) {
+		tc.Fill(context.Background(), key, time.Minute, func(context.Context) (*Response, error) {
+			return &Response{Meta: Meta{Status: 404, Expires: time.Now().Add(time.Hour)}}, nil
+		})
+	}
+	neg("s/new.js")
+	neg("s/other.js")
+	tc.Wait()
+	pg := purge(t, tc, Purge{Selectors: []Selector{{Prefix: "s/"}}})
+	if tc.Lookup("s/new.js") != nil {
+		t.Fatal("a soft purge kept a cached 404 (on lookup)")
+	}
+	gate <- struct{}{}
+	wait(t, pg)
+	if f := keyFiles(tc, "s/other.js"); len(f) != 0 {
+		t.Fatalf("a soft purge kept a cached 404 (lurker): %q", f)
+	}
+}

@@ -255,6 +255,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	}
 	if pside != nil {
 		components = append(components, pside.component())
+		if adminToken == "" {
+			log.Warn("-purge-journal without -admin-token-file: the purge API (POST /purge, /warm, GET /cache) is off; purges reach this edge through the journal only, within -purge-poll")
+		}
 	}
 	h, err := edge.NewHandler(edge.Options{
 		Cache:           c,
