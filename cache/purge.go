@@ -58,6 +58,14 @@ const (
 	// could not complete (a disk that fails deletes) or could not drop
 	// every rule (fills that began before them still in flight).
 	lurkRetry = 5 * time.Second
+	// lurkPace spaces the lurker's passes: after a pass that took d, the
+	// next starts no sooner than lurkPace×d later (at most lurkPaceMax),
+	// so that a burst of purges is applied in a few passes, and the
+	// lurker takes at most about a quarter of a core. Purges are in force
+	// at once meanwhile: the pass only makes them permanent on disk and
+	// lets them be dropped.
+	lurkPace    = 3
+	lurkPaceMax = 10 * time.Second
 )
 
 // ErrPurgeBacklog is returned by Purge when too many purges are waiting
@@ -672,7 +680,16 @@ func (c *Cache) lurk() {
 				return
 			}
 		}
-		if !c.lurkPass() {
+		start := time.Now()
+		complete := c.lurkPass()
+		if pause := min(lurkPace*time.Since(start), lurkPaceMax); pause > time.Millisecond && c.lurkGate == nil {
+			select {
+			case <-ps.stop:
+				return
+			case <-time.After(pause):
+			}
+		}
+		if !complete {
 			retry = time.After(lurkRetry)
 		}
 	}
