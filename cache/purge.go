@@ -460,7 +460,7 @@ func (c *Cache) recheckFromDisk(obj *Object) *Object {
 		return nil
 	}
 	m, err := decodeMeta(raw)
-	if err != nil || m.Version != obj.Meta.Version || m.Status != obj.Meta.Status {
+	if err != nil || m.Version != obj.Meta.Version {
 		// Replaced (or unreadable): what the disk holds is current.
 		c.mem.Del(obj.Key)
 		return c.lookupDisk(obj.Key)

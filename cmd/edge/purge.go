@@ -159,8 +159,12 @@ func (ps *purgeSide) start(ctx context.Context, adminAddr net.Addr) {
 	ps.done.Add(1)
 	go func() {
 		defer ps.done.Done()
-		if err := ps.follower.Register(ctx, self); err != nil && ctx.Err() == nil {
-			ps.log.Error("purge journal: cannot register the edge (retried every minute)", "err", err)
+		if err := ps.follower.Register(ctx, self); err != nil {
+			if ctx.Err() == nil {
+				ps.log.Error("purge journal: cannot register the edge (retried every minute)", "err", err)
+			}
+		} else {
+			ps.log.Info("purge journal: registered", "name", self.Name, "region", self.Region, "admin_url", self.AdminURL)
 		}
 		ps.follower.Run(ctx)
 	}()

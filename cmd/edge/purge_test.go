@@ -120,6 +120,7 @@ func TestJournalAtStart(t *testing.T) {
 	if code, body := e.get(t, e.public+"/t.json"); code != 200 || body != `{"v":2}` {
 		t.Fatalf("first answer after the restart: %d %q, want v2", code, body)
 	}
+	e.stderr.waitFor(t, "purge journal: registered", e.done)
 	edges, err := j.Edges(context.Background())
 	if err != nil || len(edges) != 1 || edges[0].Name != "edge-7" || edges[0].Region != "test-1" || edges[0].AdminURL != e.admin {
 		t.Fatalf("registry: %+v, %v (admin at %s)", edges, err, e.admin)

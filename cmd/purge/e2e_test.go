@@ -78,6 +78,7 @@ type proc struct {
 	name, dir string
 	proxy     *s3test.FaultProxy
 	extra     []string // more flags
+	s3Down    bool     // its proxy refuses S3 requests: it cannot register
 
 	cmd           *exec.Cmd
 	done          chan struct{}
@@ -137,6 +138,9 @@ func (f *fleet) start(p *proc) {
 	t.Cleanup(p.kill)
 	rec := p.log.waitFor(t, "edge serving", p.done)
 	p.public, p.admin = "http://"+rec["http"].(string), "http://"+rec["admin"].(string)
+	if !p.s3Down {
+		p.log.waitFor(t, "purge journal: registered", p.done) // the CLI finds it from now on
+	}
 }
 
 // stop sends SIGTERM and waits for the process to exit.
@@ -332,6 +336,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("--allow-catchup: exit %d\n%s", code, stderr)
 	}
 	e3.proxy.SetFault(s3test.Fault{Refuse: true})
+	e3.s3Down = true
 	f.start(e3)
 	if code, b, _ := e3.get(t, w, "br"); code != 200 || !bytes.Equal(b, body("widget", 4)) {
 		t.Fatalf("edge-3 with S3 unreachable: %d %q, want its copy (v4)", code, trim(b))
@@ -346,6 +351,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("lag %v then %v: not growing, or no errors counted", lag1, lag2)
 	}
 	e3.proxy.SetFault(s3test.Fault{})
+	e3.s3Down = false
 	waitServes(t, e3, w, body("widget", 5), 15*time.Second)
 	if lag := metric(t, e3, "edge_purge_journal_lag_seconds"); lag > 5 {
 		t.Fatalf("lag %v s after catching up", lag)
@@ -415,6 +421,7 @@ func TestEndToEnd(t *testing.T) {
 	// Restart after a hard purge: the old object is not resurrected, even
 	// with S3 down.
 	e1.stop(t)
+	e1.s3Down = true
 	f.start(e1)
 	if code, b, cs := e1.get(t, beta, ""); code != http.StatusBadGateway {
 		t.Fatalf("edge-1 after a restart: hard-purged object %d %q %q, want 502", code, trim(b), cs)
