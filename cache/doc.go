@@ -18,4 +18,11 @@
 // (golang.org/x/sync/singleflight), detached from any one caller's
 // cancellation. The cache decides nothing about HTTP or origins: the
 // caller's fetch function does, and tells the cache what to store.
+//
+// Purge selects objects by exact key, key prefix or surrogate key (tag),
+// soft (marked SoftPurged: the caller revalidates before serving, and
+// may serve stale when the origin fails) or hard (deleted from both
+// tiers). It is in force when it returns, also across restarts (the
+// state is in Dir/purges.log); a lookup pays one comparison for it, and a
+// background pass (purge.go) applies it to every entry, then drops it.
 package cache
