@@ -123,7 +123,13 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.BoolVar(&o.hard, "hard", false, "hard purge: never serve the objects again, not even stale when the origin fails (default: soft, revalidate)")
 	fs.StringVar(&o.host, "host", "", "limit the purge to the site serving `HOST` (default: every site; a full URL names its own)")
-	fs.StringVar(&o.edges, "edges", "", "edges' admin `URLs`, comma-separated (http://10.0.0.1:9080,...)")
+	fs.Func("edges", "edges' admin `URLs`, comma-separated (http://10.0.0.1:9080,...); repeatable", func(v string) error {
+		if o.edges != "" {
+			v = o.edges + "," + v
+		}
+		o.edges = v
+		return nil
+	})
 	fs.StringVar(&o.edgesFile, "edges-file", "", "`file` of edges' admin URLs, one per line, # comments")
 	fs.StringVar(&o.edgesDNS, "edges-dns", "", "every A and AAAA record of `NAME[:PORT]` is an edge (a Kubernetes headless service); port default 9080; http:// unless given as https://NAME[:PORT]")
 	fs.StringVar(&o.journal, "journal", "", "purge journal `URL` (s3://BUCKET/PREFIX[?...] or dir:PATH, as the edges' -purge-journal): write the purge there first, and send it to every edge registered there")

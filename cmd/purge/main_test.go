@@ -212,12 +212,11 @@ func TestPurgeEveryEdge(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("--json output is not JSON: %v\n%s", err, stdout)
 	}
-	if code != 0 || !rep.OK || rep.Exit != 0 || rep.Mode != "soft" || rep.Summary.Confirmed != 1 || len(rep.Requests) != 1 {
-		// The second --edges replaces the first: one edge.
+	if code != 0 || !rep.OK || rep.Exit != 0 || rep.Mode != "soft" || rep.Summary.Confirmed != 2 || len(rep.Requests) != 1 {
 		t.Fatalf("exit %d, report %+v", code, rep)
 	}
 	rr := rep.Requests[0]
-	if _, err := journal.ParseID(rr.ID); err != nil || rr.Outcomes[0].Name != "edge-b" || rr.Outcomes[0].Status != "ok" || rr.Outcomes[0].Entries != 1 {
+	if _, err := journal.ParseID(rr.ID); err != nil || rr.Outcomes[1].Name != "edge-b" || rr.Outcomes[1].Status != "ok" || rr.Outcomes[1].Entries != 1 {
 		t.Fatalf("request report %+v, outcome %+v", rr, rr.Outcomes[0])
 	}
 }
