@@ -24,8 +24,8 @@ import (
 	"github.com/edgecdn/edge/store"
 )
 
-// progressFrom is the number of edges from which a progress line is
-// printed (to stderr, every second) while answers come in.
+// progressFrom is the number of edges from which progress lines are
+// printed (to stderr) as answers come in: about ten per fan-out.
 const progressFrom = 20
 
 // maxAnswer bounds what is read of an edge's answer.
@@ -251,43 +251,30 @@ func (c *cli) fanout(ctx context.Context, targets []*target, method, path string
 	sem := make(chan struct{}, c.o.concurrency)
 	var wg sync.WaitGroup
 	var answered atomic.Int64
-	stopProgress := c.progress(len(targets), &answered)
 	for i, t := range targets {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; answered.Add(1); wg.Done() }()
+			defer func() { <-sem; wg.Done() }()
 			out[i] = c.send(ctx, t, method, path, body, journalWritten)
+			c.progress(answered.Add(1), len(targets))
 		}()
 	}
 	wg.Wait()
-	stopProgress()
 	return out
 }
 
-// progress prints "N/M edges answered" every second while many edges are
-// being reached; the returned func stops it.
-func (c *cli) progress(total int, answered *atomic.Int64) func() {
+// progress prints "N/M edges answered" about ten times over a fan-out
+// to many edges.
+func (c *cli) progress(n int64, total int) {
 	if total < progressFrom || c.o.json {
-		return func() {}
+		return
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				fmt.Fprintf(c.stderr, "purge: %d/%d edges answered\n", answered.Load(), total)
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
+	if step := int64(total+9) / 10; n%step == 0 || n == int64(total) {
+		c.mu.Lock()
+		fmt.Fprintf(c.stderr, "purge: %d/%d edges answered\n", n, total)
+		c.mu.Unlock()
+	}
 }
 
 // send does one request to one edge, with retries.

@@ -241,6 +241,26 @@ func TestUnreachableEdge(t *testing.T) {
 	}
 }
 
+// TestManyEdgesProgress: with many edges, progress lines on stderr and
+// the whole fan-out in the summary.
+func TestManyEdgesProgress(t *testing.T) {
+	dir := site(t, map[string]string{"a.js": "a"})
+	a := newEdge(t, "edge-a", dir)
+	var urls []string
+	for range 25 { // 25 listeners in front of one edge
+		srv := httptest.NewServer(a.h.AdminHandler(token))
+		t.Cleanup(srv.Close)
+		urls = append(urls, srv.URL)
+	}
+	code, stdout, stderr := purge(t, "all", "--edges", strings.Join(urls, ","), "--concurrency", "4")
+	if code != 0 || !strings.Contains(stdout, "all: 25 edges: 25 confirmed") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if n := strings.Count(stderr, "edges answered"); n < 5 || !strings.Contains(stderr, "purge: 25/25 edges answered") {
+		t.Fatalf("%d progress lines:\n%s", n, stderr)
+	}
+}
+
 // flaky answers 503 to the first n requests, then passes them on.
 type flaky struct {
 	next http.Handler
