@@ -7,11 +7,14 @@ RUN go mod download
 COPY . .
 ARG VERSION=devel
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/edge ./cmd/edge \
+ && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/purge ./cmd/purge \
  && mkdir -p /out/cache
 
 # Run: distroless static (CA certificates for S3, tzdata), non-root.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/edge /usr/local/bin/edge
+# The purge CLI, for release pipelines: docker run --entrypoint purge edge url ...
+COPY --from=build /out/purge /usr/local/bin/purge
 # The disk tier, writable by the nonroot user (uid 65532); mount a volume
 # here so the cache survives restarts.
 COPY --from=build --chown=65532:65532 /out/cache /var/cache/edge

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -12,22 +13,28 @@ import (
 )
 
 // AdminHandler serves the admin listener: /metrics (Prometheus text),
-// /stats (cache counters as JSON), /healthz and /debug/pprof/. It belongs
-// on its own listener, never on the public one.
+// /stats (cache counters as JSON), /healthz, /debug/pprof/, and the purge
+// API: POST /purge, POST /warm, GET /cache (admin_purge.go, warm.go). It
+// belongs on its own listener, never on the public one.
 //
 // With a token, every path but /healthz requires
 // "Authorization: Bearer <token>" (Prometheus sends it with
-// authorization.credentials_file); without one, it is open, for a
-// listener on loopback.
+// authorization.credentials_file); a request without it, or with another,
+// gets 401, is logged, and does nothing. Without a token, the listener is
+// open (for one on loopback), except the purge API, which answers 403:
+// purging is never open.
 func (h *Handler) AdminHandler(token string) http.Handler {
-	mux := h.adminMux()
+	mux := h.adminMux(token != "")
 	if token == "" {
 		return mux
 	}
-	want := []byte("Bearer " + token)
+	// Compare digests, so that neither the token's bytes nor its length
+	// show in the time a refusal takes.
+	want := sha256.Sum256([]byte("Bearer " + token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare(got, want) != 1 {
+		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			h.errorLog.Warn("admin: request refused: missing or wrong bearer token", "method", r.Method, "path", r.URL.Path, "remote", remoteIP(r))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="edge admin"`)
 			http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
 			return
@@ -56,8 +63,17 @@ var (
 	errTokenChars = errors.New("admin token: must be one word of printable characters")
 )
 
-func (h *Handler) adminMux() *http.ServeMux {
+func (h *Handler) adminMux(purgeAllowed bool) *http.ServeMux {
 	mux := http.NewServeMux()
+	if purgeAllowed {
+		mux.HandleFunc("POST /purge", h.servePurge)
+		mux.HandleFunc("POST /warm", h.serveWarm)
+		mux.HandleFunc("GET /cache", h.serveCache)
+	} else {
+		mux.HandleFunc("/purge", purgeDisabled)
+		mux.HandleFunc("/warm", purgeDisabled)
+		mux.HandleFunc("/cache", purgeDisabled)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

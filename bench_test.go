@@ -38,6 +38,13 @@ func (d *discard) reset() {
 func benchmarkHit(b *testing.B, cfg cache.Config, path, accept string, size int) {
 	te := newTestEdge(b, Site{}, cfg)
 	te.org.put(path, memObject{body: text(size)})
+	benchmarkHitOn(b, te, path, accept, size, nil)
+}
+
+// benchmarkHitOn measures hits of path on te (whose origin holds it).
+// setup, when set, runs after the object is cached, before the timer
+// starts.
+func benchmarkHitOn(b *testing.B, te *testEdge, path, accept string, size int, setup func()) {
 	r := httptest.NewRequest("GET", path, nil)
 	if accept != "" {
 		r.Header.Set("Accept-Encoding", accept)
@@ -51,6 +58,10 @@ func benchmarkHit(b *testing.B, cfg cache.Config, path, accept string, size int)
 	if w.status != 0 && w.status != 200 {
 		b.Fatalf("status %d", w.status)
 	}
+	gets := te.org.gets.Load()
+	if setup != nil {
+		setup()
+	}
 	b.SetBytes(int64(w.n))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -59,8 +70,8 @@ func benchmarkHit(b *testing.B, cfg cache.Config, path, accept string, size int)
 		te.h.ServeHTTP(w, r)
 	}
 	b.StopTimer()
-	if te.org.gets.Load() != 1 {
-		b.Fatalf("origin requests %d, want 1", te.org.gets.Load())
+	if n := te.org.gets.Load(); n != gets || gets != 1 {
+		b.Fatalf("origin requests %d, want 1", n)
 	}
 }
 

@@ -25,6 +25,9 @@ func (h *Handler) lookup(r *http.Request, s *site, p string) (*cache.Object, res
 		return h.fill(r.Context(), r.RemoteAddr, s, p, nil, nil)
 	}
 	now := h.now()
+	if obj.SoftPurged() {
+		return h.revalidatePurged(r, s, p, obj, now) // admin_purge.go
+	}
 	w := s.window(p, &obj.Meta)
 	switch {
 	case w.fresh(now):
@@ -116,7 +119,7 @@ func (h *Handler) fetch(ctx context.Context, s *site, p string, stale, broken *c
 	now := h.now()
 	// A fill that finished just before this one began has the answer
 	// (groupcache's Group.load makes the same check).
-	if cur := h.cache.Lookup(s.key(p)); cur != nil && s.window(p, &cur.Meta).fresh(now) && (broken == nil || cur.Meta.Version != broken.Meta.Version) {
+	if cur := h.cache.Lookup(s.key(p)); cur != nil && s.window(p, &cur.Meta).fresh(now) && !cur.SoftPurged() && (broken == nil || cur.Meta.Version != broken.Meta.Version) {
 		return &cache.Response{Current: cur}, nil
 	}
 	var cond origin.Conditions
@@ -167,6 +170,7 @@ func (h *Handler) fetch(ctx context.Context, s *site, p string, stale, broken *c
 		Size:         o.Size,
 		Fetched:      now,
 		Origin:       originFreshness(cc),
+		Tags:         o.SurrogateKeys,
 	}
 	if stored, known := negotiate.ParseContentEncoding(o.ContentEncoding); known {
 		// The cache names variants by coding: "identity", "gzip", ...

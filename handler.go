@@ -63,6 +63,10 @@ type Options struct {
 	// Components report the state of parts beyond the sites' origins
 	// (certificates, the purge journal) on /healthz?verbose.
 	Components []Component
+	// Name and Region identify the edge in the purge API's answers
+	// (cmd/edge: -name, default the host name, and -region). Empty means
+	// none.
+	Name, Region string
 }
 
 // Handler serves objects to browsers: route the Host to a site, clean
@@ -87,6 +91,8 @@ type Handler struct {
 	misses       *missLimiter
 	components   []Component
 	revalidating sync.Map // key → struct{}: background revalidations in flight
+	name, region string
+	purgeMetrics *purgeMetrics
 
 	// Background work (revalidations, keep-warm) runs under bg; Close
 	// cancels it and waits on background.
@@ -110,6 +116,8 @@ func NewHandler(opts Options) (*Handler, error) {
 		draining:     make(chan struct{}),
 		misses:       newMissLimiter(opts.MissConcurrency),
 		components:   opts.Components,
+		name:         opts.Name,
+		region:       opts.Region,
 	}
 	if h.fetchTimeout == 0 {
 		h.fetchTimeout = DefaultFetchTimeout
@@ -138,6 +146,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		h.sites = append(h.sites, st)
 	}
 	h.metrics.reg.MustRegister(newOriginCollector(h.sites))
+	h.purgeMetrics = newPurgeMetrics(h.metrics.reg)
 	h.bg, h.stopBG = context.WithCancel(context.Background())
 	return h, nil
 }

@@ -179,13 +179,21 @@ func (h *Handler) Drain() {
 // KeepWarm starts fetching every must-serve path at once and then every
 // interval, whenever its copy is missing or expired, so that health
 // reflects the origin and the paths browsers need are always cached. It
-// runs in the background until Close; failures are logged.
-func (h *Handler) KeepWarm(interval time.Duration) {
-	h.goBackground(func(ctx context.Context) {
+// runs in the background until Close; failures are logged. The channel
+// it returns is closed when the first pass is done (a process can wait
+// for it, for a while, before it takes traffic).
+func (h *Handler) KeepWarm(interval time.Duration) <-chan struct{} {
+	first := make(chan struct{})
+	started := h.goBackground(func(ctx context.Context) {
 		t := time.NewTicker(interval)
 		defer t.Stop()
+		done := first
 		for {
 			h.warm(ctx)
+			if done != nil {
+				close(done)
+				done = nil
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -193,6 +201,10 @@ func (h *Handler) KeepWarm(interval time.Duration) {
 			}
 		}
 	})
+	if !started {
+		close(first)
+	}
+	return first
 }
 
 // warm makes one pass over the must-serve paths.
@@ -201,7 +213,7 @@ func (h *Handler) warm(ctx context.Context) {
 	for _, s := range h.sites {
 		for _, p := range s.MustServe {
 			obj := h.cache.Lookup(s.key(p))
-			if obj != nil && s.window(p, &obj.Meta).fresh(now) {
+			if obj != nil && s.window(p, &obj.Meta).fresh(now) && !obj.SoftPurged() {
 				continue
 			}
 			// An origin failure with the copy still usable is logged by fill.

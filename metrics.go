@@ -115,6 +115,8 @@ var cacheMetrics = []struct {
 	{"edge_cache_disk_degraded", "1 while the disk tier takes no writes (after a failed write, until a retry succeeds), else 0.", false},
 	{"edge_derivations_total", "Variants computed (compressed or decompressed) from a stored object, by the coding produced. Each object version is transcoded once per coding; cache hits never add to this.", true},
 	{"edge_derivation_failures_total", "Object versions whose stored body could not be transcoded (not valid in its own content coding), by the coding asked for. They are served only as stored, to clients that accept that coding.", true},
+	{"edge_purged_entries_total", "Objects purged (each with every variant), by URL, prefix, tag or all, soft or hard.", false},
+	{"edge_purge_rules", "Purges in force that the background pass has not yet applied to every cached object (0 when idle).", false},
 }
 
 func newCacheCollector(c *cache.Cache) *cacheCollector {
@@ -157,6 +159,8 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("edge_cache_disk_hits_total", float64(s.DiskHits))
 	counter("edge_cache_disk_write_errors_total", float64(s.DiskWriteErrors))
 	gauge("edge_cache_disk_degraded", degraded)
+	counter("edge_purged_entries_total", float64(s.PurgedEntries))
+	gauge("edge_purge_rules", float64(s.PurgeRules))
 	for c := range negotiate.Coding(negotiate.NumCodings) {
 		counter("edge_derivations_total", float64(s.Derivations[c]), c.String())
 		counter("edge_derivation_failures_total", float64(s.DerivationFailures[c]), c.String())

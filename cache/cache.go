@@ -58,7 +58,8 @@ type Config struct {
 	// Now is the clock of the disk's retry schedule. Nil means time.Now.
 	Now func() time.Time
 
-	fs disk.FS // the disk tier's file system; tests inject faults
+	fs       disk.FS         // the disk tier's file system; tests inject faults
+	lurkGate <-chan struct{} // tests: each lurker pass waits for a value
 }
 
 // Cache is the two-tier object cache: memory (ristretto, bounded by
@@ -85,6 +86,10 @@ type Cache struct {
 	deriveCount    [negotiate.NumCodings]atomic.Uint64
 	deriveFailures [negotiate.NumCodings]atomic.Uint64
 	version        atomic.Int64
+
+	purge       *purgeState     // purge.go
+	recordLocks [64]sync.Mutex  // see recordLock
+	lurkGate    <-chan struct{} // tests: each lurker pass waits for a value
 }
 
 // New opens the cache: the memory tier, and the disk tier in cfg.Dir,
@@ -146,9 +151,13 @@ func New(cfg Config) (*Cache, error) {
 		fs:        cfg.fs,
 
 		largeDerivations: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+		purge:            newPurgeState(),
+		lurkGate:         cfg.lurkGate,
 	}
 	c.diskState = newDiskHealth(cfg.Now, log)
 	c.diskState.probe(cfg.Dir, cfg.fs)
+	c.loadPurges()
+	go c.lurk()
 	return c, nil
 }
 
@@ -156,6 +165,7 @@ func New(cfg Config) (*Cache, error) {
 // releases the memory tier.
 func (c *Cache) Close() error {
 	c.writes.Wait()
+	c.stopLurker()
 	<-c.disk.Indexed()
 	c.mem.Close()
 	return nil
@@ -166,11 +176,22 @@ func (c *Cache) MaxMemoryObject() int64 { return c.maxObject }
 
 // Lookup returns the cached object for key from memory, else from disk
 // (promoting it to memory), or nil when neither holds it. Stale objects
-// are returned too: freshness is the caller's decision.
+// are returned too: freshness is the caller's decision. Purges are
+// applied: a soft-purged object is returned marked (SoftPurged), a
+// hard-purged one never. An object already checked against every purge
+// costs one comparison.
 func (c *Cache) Lookup(key string) *Object {
 	if obj, ok := c.mem.Get(key); ok {
-		return obj
+		if obj.checked.Load() >= c.purge.last.Load() {
+			return obj
+		}
+		return c.recheck(obj, nil)
 	}
+	return c.lookupDisk(key)
+}
+
+// lookupDisk is Lookup's disk tier.
+func (c *Cache) lookupDisk(key string) *Object {
 	raw, ok := c.disk.Meta(key)
 	if !ok {
 		return nil
@@ -183,6 +204,13 @@ func (c *Cache) Lookup(key string) *Object {
 	}
 	c.diskHits.Add(1)
 	obj := newObject(key, m, nil)
+	// The lurker has applied the rules up to the floor to every record.
+	obj.checkedUpTo(c.purge.floor.Load())
+	if obj.checked.Load() < c.purge.last.Load() {
+		if obj = c.recheck(obj, nil); obj == nil {
+			return nil
+		}
+	}
 	c.mem.Set(key, obj, objectOverhead)
 	return obj
 }
@@ -240,6 +268,12 @@ type Stats struct {
 	// that could not be transcoded into it (their stored body is not
 	// valid in its own coding).
 	DerivationFailures [negotiate.NumCodings]uint64
+	// Purges counts the purges recorded; PurgeRules is how many are in
+	// force, not yet applied everywhere by the lurker; PurgedEntries
+	// counts the objects purged.
+	Purges        uint64
+	PurgeRules    int
+	PurgedEntries uint64
 }
 
 // Stats returns the cache's counters.
@@ -256,6 +290,7 @@ func (c *Cache) Stats() Stats {
 		s.Derivations[i] = c.deriveCount[i].Load()
 		s.DerivationFailures[i] = c.deriveFailures[i].Load()
 	}
+	s.Purges, s.PurgeRules, s.PurgedEntries = c.purge.stats()
 	return s
 }
 

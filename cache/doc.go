@@ -36,4 +36,11 @@
 // The disk is never the reason a request fails: a write that fails
 // degrades the cache to memory, logged and shown by DiskHealth, and is
 // retried with a backoff until it works again.
+//
+// Purge selects objects by exact key, key prefix or surrogate key (tag),
+// soft (marked SoftPurged: the caller revalidates before serving, and
+// may serve stale when the origin fails) or hard (deleted from both
+// tiers). It is in force when it returns, also across restarts (the
+// state is in Dir/purges.log); a lookup pays one comparison for it, and a
+// background pass (purge.go) applies it to every entry, then drops it.
 package cache

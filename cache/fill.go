@@ -57,17 +57,38 @@ type FetchFunc func(ctx context.Context) (*Response, error)
 // caller left. Callers wait until their own ctx is done. shared reports
 // whether the caller joined a fill another caller started.
 func (c *Cache) Fill(ctx context.Context, key string, timeout time.Duration, fetch FetchFunc) (obj *Object, shared bool, err error) {
+	seen := c.purge.last.Load()
+	obj, shared, err = c.fillOnce(ctx, key, timeout, fetch)
+	if err != nil || obj.Meta.Transient || obj.checked.Load() >= seen {
+		return obj, shared, err
+	}
+	// The fill began before a purge this caller had already seen: what
+	// it got may be what the purge removes. Check it, and fetch again
+	// (once) if the purge selects it.
+	checked := c.recheck(obj, nil)
+	if checked != nil && (!checked.Meta.SoftPurged || obj.Meta.SoftPurged) {
+		return checked, shared, nil
+	}
+	return c.fillOnce(ctx, key, timeout, fetch)
+}
+
+// fillOnce runs or joins one fill of key (see Fill).
+func (c *Cache) fillOnce(ctx context.Context, key string, timeout time.Duration, fetch FetchFunc) (*Object, bool, error) {
 	ch := c.fills.DoChan(key, func() (any, error) {
 		c.writes.Add(1)
 		defer c.writes.Done()
+		// Purges recorded from now on may concern what the origin sends.
+		stamp := c.purge.enterFill()
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-		obj, err := c.fill(fctx, key, fetch)
-		if err == nil && obj.Streaming() {
+		obj, streaming, err := c.fill(fctx, key, stamp, fetch)
+		if streaming {
 			// The body keeps arriving after the fill returns: keep its
 			// context (and the origin's response) alive until it ends.
+			// storeStreaming ends the stamp once the body is stored.
 			go func() { obj.waitStreamed(); cancel() }()
 		} else {
 			cancel()
+			c.purge.exitFill(stamp)
 		}
 		return obj, err
 	})
@@ -82,59 +103,64 @@ func (c *Cache) Fill(ctx context.Context, key string, timeout time.Duration, fet
 	}
 }
 
-// fill runs one fetch and applies its Response.
-func (c *Cache) fill(ctx context.Context, key string, fetch FetchFunc) (*Object, error) {
+// fill runs one fetch and applies its Response. The result is stamped
+// with stamp (Meta.Checked). streaming reports that the body is still
+// arriving (storeStreaming), which then ends the stamp.
+func (c *Cache) fill(ctx context.Context, key string, stamp int64, fetch FetchFunc) (obj *Object, streaming bool, err error) {
 	resp, err := fetch(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	switch {
 	case resp.Current != nil:
-		return resp.Current, nil
+		return resp.Current, false, nil
 	case resp.Confirmed != nil:
-		return c.refresh(resp.Confirmed, resp.Meta), nil
+		return c.refresh(resp.Confirmed, resp.Meta, stamp), false, nil
 	case resp.Meta.Status != 200:
-		return c.storeNegative(key, resp.Meta), nil
+		meta := resp.Meta
+		meta.Checked, meta.SoftPurged = stamp, false
+		return c.storeNegative(key, meta), false, nil
 	case resp.Body == nil:
-		return nil, fmt.Errorf("cache: response for %q has status 200 and no body", key)
+		return nil, false, fmt.Errorf("cache: response for %q has status 200 and no body", key)
 	}
 	meta := resp.Meta
 	meta.Version = c.nextVersion()
 	meta.Transient = resp.NoStore
+	meta.Checked, meta.SoftPurged = stamp, false
 	body := resp.Body
 	if meta.Size < 0 {
 		// Unknown length: read what fits in memory, and stream the rest.
 		head, complete, err := readUpTo(body, c.maxObject)
 		if err != nil {
 			body.Close()
-			return nil, fmt.Errorf("cache: reading body of %q: %w", key, err)
+			return nil, false, fmt.Errorf("cache: reading body of %q: %w", key, err)
 		}
 		if !complete {
 			return c.storeStreaming(key, meta, struct {
 				io.Reader
 				io.Closer
-			}{io.MultiReader(bytes.NewReader(head), body), body})
+			}{io.MultiReader(bytes.NewReader(head), body), body}), true, nil
 		}
 		body.Close()
 		meta.Size = int64(len(head))
-		return c.storeBytes(key, meta, head), nil
+		return c.storeBytes(key, meta, head), false, nil
 	}
 	if meta.Size > c.maxObject {
 		// Too large for memory: callers get the bytes as they land rather
 		// than after the whole transfer.
-		return c.storeStreaming(key, meta, body)
+		return c.storeStreaming(key, meta, body), true, nil
 	}
 	defer body.Close()
 	buf := make([]byte, meta.Size)
 	if _, err := io.ReadFull(body, buf); err != nil {
-		return nil, fmt.Errorf("cache: reading body of %q: %w", key, err)
+		return nil, false, fmt.Errorf("cache: reading body of %q: %w", key, err)
 	}
 	// The origin promised Size bytes: more is as wrong as fewer.
 	var extra [1]byte
 	if n, _ := body.Read(extra[:]); n > 0 {
-		return nil, fmt.Errorf("cache: body of %q longer than its %d bytes", key, meta.Size)
+		return nil, false, fmt.Errorf("cache: body of %q longer than its %d bytes", key, meta.Size)
 	}
-	return c.storeBytes(key, meta, buf), nil
+	return c.storeBytes(key, meta, buf), false, nil
 }
 
 // readUpTo reads r until its end or until more than limit bytes arrived.
@@ -186,6 +212,9 @@ func (c *Cache) putVariant(obj *Object, v *variant, r io.Reader, size int64) boo
 
 // putRecord writes obj's object record: its meta, which Lookup reads.
 func (c *Cache) putRecord(obj *Object) {
+	mu := c.recordLock(obj.Key)
+	mu.Lock()
+	defer mu.Unlock()
 	// The record has no body, so put cannot fail on it.
 	_, _ = c.put(obj.Key, obj.Meta, nil, 0)
 }
@@ -194,9 +223,11 @@ func (c *Cache) putRecord(obj *Object) {
 // returns a copy of held with meta's freshness (Fetched and Origin),
 // keeping held's variants, which stay valid. The new freshness holds in
 // memory even when the disk cannot take it, so a full disk never makes
-// every request revalidate.
-func (c *Cache) refresh(held *Object, meta Meta) *Object {
+// every request revalidate. The confirmation ends a soft purge; the copy
+// is stamped with stamp.
+func (c *Cache) refresh(held *Object, meta Meta, stamp int64) *Object {
 	m := held.Meta
+	m.SoftPurged, m.Checked = false, stamp
 	m.Fetched, m.Origin, m.Legacy = meta.Fetched, meta.Origin, nil
 	if r := held.undecodable.Load(); r != nil {
 		m.Undecodable = *r
@@ -231,9 +262,10 @@ func (c *Cache) storeNegative(key string, meta Meta) *Object {
 // spool; the copy continues in the background, then the body is
 // committed to the disk tier (as replace would). If the transfer fails,
 // readers get an error at the point it failed and nothing is cached.
-// body is closed when the copy ends. Called from a fill, whose context
-// stays alive until then.
-func (c *Cache) storeStreaming(key string, meta Meta, body io.ReadCloser) (*Object, error) {
+// body is closed when the copy ends, and the fill's purge stamp
+// (meta.Checked) then ended. Called from a fill, whose context stays
+// alive until then.
+func (c *Cache) storeStreaming(key string, meta Meta, body io.ReadCloser) *Object {
 	sp := c.newSpool(meta.Size)
 	v := &variant{coding: storedCoding(&meta), etag: meta.ETag, size: meta.Size, spool: sp}
 	obj := newObject(key, meta, []*variant{v})
@@ -248,6 +280,7 @@ func (c *Cache) storeStreaming(key string, meta Meta, body io.ReadCloser) (*Obje
 	c.writes.Add(1)
 	go func() {
 		defer c.writes.Done()
+		defer c.purge.exitFill(meta.Checked)
 		n, err := io.Copy(sp, body)
 		body.Close()
 		if err == nil && meta.Size >= 0 && n != meta.Size {
@@ -261,7 +294,7 @@ func (c *Cache) storeStreaming(key string, meta Meta, body io.ReadCloser) (*Obje
 			c.commitSpool(obj, v, n, previous)
 		}
 	}()
-	return obj, nil
+	return obj
 }
 
 // commitSpool moves a complete spool into the cache: the variant file and

@@ -51,6 +51,16 @@ type Meta struct {
 	// Transient marks an object the origin forbade storing: it lives only
 	// as long as the requests that asked for it.
 	Transient bool `json:"-"`
+	// Tags are the object's surrogate keys, by which a purge can select
+	// it (the origin's x-amz-meta-surrogate-key).
+	Tags []string `json:"tags,omitempty"`
+	// SoftPurged marks a version a soft purge selected: it is revalidated
+	// before it is served again, and served stale only when the origin
+	// fails. A revalidation clears it (Fill).
+	SoftPurged bool `json:"softPurged,omitempty"`
+	// Checked is the sequence number of the newest purge this version
+	// has been checked against (see purge.go). Fill sets it.
+	Checked int64 `json:"checked,omitempty"`
 }
 
 // OriginFreshness is what an origin said about how long an answer may be
@@ -101,11 +111,13 @@ type Object struct {
 
 	variants    atomic.Pointer[[]*variant] // copy on write
 	undecodable atomic.Pointer[string]     // Meta.Undecodable, or found since
+	checked     atomic.Int64               // Meta.Checked, or checked up to since
 }
 
 func newObject(key string, m Meta, vs []*variant) *Object {
 	obj := &Object{Key: key, Meta: m}
 	obj.variants.Store(&vs)
+	obj.checked.Store(m.Checked)
 	if m.Undecodable != "" {
 		obj.undecodable.Store(&m.Undecodable)
 	}

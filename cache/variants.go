@@ -163,6 +163,43 @@ func sameVersion(raw []byte, obj *Object) bool {
 	return json.Unmarshal(raw, &vm) == nil && vm.Version == obj.Meta.Version
 }
 
+// VariantInfo describes one cached variant of an object.
+type VariantInfo struct {
+	Coding string `json:"coding"`         // "identity", "gzip", "br", "zstd", or a stored coding
+	ETag   string `json:"etag,omitempty"` // the variant's own
+	Size   int64  `json:"size"`           // -1 while still arriving from the origin
+}
+
+// Variants lists obj's variants that are cached, in memory or on disk,
+// without reading their bodies (the disk tier's index answers).
+func (c *Cache) Variants(obj *Object) []VariantInfo {
+	codings := derivable[:]
+	if s := storedCoding(&obj.Meta); !isDerivable(s) {
+		codings = append([]string{s}, codings...)
+	}
+	var out []VariantInfo
+	for _, coding := range codings {
+		if v := obj.find(coding); v != nil {
+			out = append(out, VariantInfo{Coding: coding, ETag: v.etag, Size: v.size})
+			continue
+		}
+		if obj.Meta.Transient {
+			continue
+		}
+		raw, ok := c.disk.Meta(variantKey(obj.Key, coding))
+		if !ok {
+			continue
+		}
+		var vm variantMeta
+		if json.Unmarshal(raw, &vm) != nil || vm.Version != obj.Meta.Version {
+			continue
+		}
+		size, _ := c.disk.Size(variantKey(obj.Key, coding))
+		out = append(out, VariantInfo{Coding: coding, ETag: vm.VariantETag, Size: size})
+	}
+	return out
+}
+
 // variant returns obj's variant in coding, from memory or disk, or nil
 // when it is not cached.
 func (c *Cache) variant(obj *Object, coding string) *variant {
@@ -346,25 +383,31 @@ func (c *Cache) deriveFailed(obj *Object, to negotiate.Coding, err error) error 
 		return fmt.Errorf("%w: %q: %w", ErrNoVariant, obj.Key, err)
 	}
 	reason := err.Error()
-	if obj.undecodable.CompareAndSwap(nil, &reason) {
+	// Once per version: per Object, and per record, since one version
+	// can be in more than one Object (a lookup from disk while the fill's
+	// own is not in memory yet).
+	if obj.undecodable.CompareAndSwap(nil, &reason) && (obj.Meta.Transient || c.rememberUndecodable(obj, reason)) {
 		c.deriveFailures[to].Add(1)
 		c.log.Error("cache: stored body is not valid in its content coding: served only as stored, to clients that accept that coding",
 			"key", obj.Key, "stored_coding", obj.Meta.Coding, "coding", to.String(), "etag", obj.Meta.ETag, "err", err)
-		if !obj.Meta.Transient {
-			c.rememberUndecodable(obj, reason)
-		}
 	}
 	return fmt.Errorf("%w: %q: %s", ErrNoVariant, obj.Key, reason)
 }
 
 // rememberUndecodable writes obj's record again with the reason, so that
 // the failure is not met again after a restart, unless obj has been
-// replaced meanwhile.
-func (c *Cache) rememberUndecodable(obj *Object, reason string) {
-	if cur := c.Lookup(obj.Key); cur == nil || cur.Meta.Version != obj.Meta.Version {
-		return
-	}
-	m := obj.Meta
-	m.Undecodable = reason
-	c.putRecord(&Object{Key: obj.Key, Meta: m})
+// replaced meanwhile (a purge's mark on the record is kept). It reports
+// whether the reason is new to the record (false: another Object of the
+// version recorded it first).
+func (c *Cache) rememberUndecodable(obj *Object, reason string) bool {
+	first := true
+	_, _, _ = c.rewriteRecord(obj.Key, obj.Meta.Version, func(cur *Meta) *Meta {
+		if cur.Undecodable != "" {
+			first = false
+			return nil
+		}
+		cur.Undecodable = reason
+		return cur
+	})
+	return first
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -66,6 +67,10 @@ type Object struct {
 	// Header is every response header field an HTTP origin sent, but the
 	// hop-by-hop ones; nil for S3 and directories.
 	Header http.Header
+	// SurrogateKeys are the object's purge tags: for S3, the user
+	// metadata x-amz-meta-surrogate-key, split on white space (Fastly's
+	// Surrogate-Key syntax). Nil when the object has none.
+	SurrogateKeys []string
 }
 
 // Origin is where objects come from. Implementations are safe for
@@ -78,4 +83,37 @@ type Origin interface {
 	Get(ctx context.Context, key string, cond Conditions) (*Object, error)
 	// String names the origin for logs and metrics, without credentials.
 	String() string
+}
+
+// A Stater can describe an object without transferring its body (S3
+// HeadObject). Stat returns the Object with a nil Body, and the errors
+// Get does.
+type Stater interface {
+	Stat(ctx context.Context, key string) (*Object, error)
+}
+
+// Stat describes the object under key as Get would, without its body:
+// with the origin's Stat when it has one, else by a Get whose body is
+// closed at once. The purge CLI's --verify reads the current ETag so.
+func Stat(ctx context.Context, o Origin, key string) (*Object, error) {
+	if s, ok := o.(Stater); ok {
+		return s.Stat(ctx, key)
+	}
+	obj, err := o.Get(ctx, key, Conditions{})
+	if err != nil {
+		return nil, err
+	}
+	obj.Body.Close()
+	obj.Body = nil
+	return obj, nil
+}
+
+// parseSurrogateKeys splits a Surrogate-Key value into its keys (white
+// space separated), or nil when there are none.
+func parseSurrogateKeys(v string) []string {
+	keys := strings.Fields(v)
+	if len(keys) == 0 {
+		return nil
+	}
+	return keys
 }

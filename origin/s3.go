@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -97,6 +98,7 @@ func (o *S3) Get(ctx context.Context, key string, cond Conditions) (*Object, err
 		ContentType:     aws.ToString(out.ContentType),
 		ContentEncoding: aws.ToString(out.ContentEncoding),
 		CacheControl:    aws.ToString(out.CacheControl),
+		SurrogateKeys:   surrogateKeys(out.Metadata),
 	}
 	if out.ContentLength == nil {
 		obj.Size = -1
@@ -109,6 +111,44 @@ func (o *S3) Get(ctx context.Context, key string, cond Conditions) (*Object, err
 		return nil, fmt.Errorf("origin s3 get %q: %w", key, ErrNotModified)
 	}
 	return obj, nil
+}
+
+// Stat describes key with HeadObject: the same answer as Get, without the
+// body and without transferring it.
+func (o *S3) Stat(ctx context.Context, key string) (*Object, error) {
+	name, ok := cleanKey(key)
+	if !ok {
+		return nil, fmt.Errorf("origin s3 head %q: invalid key: %w", key, ErrNotFound)
+	}
+	out, err := o.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(o.bucket), Key: aws.String(o.objectKey(name))})
+	if err != nil {
+		return nil, fmt.Errorf("origin s3 head %q: %w", key, classifyS3Error(err))
+	}
+	obj := &Object{
+		Size:            aws.ToInt64(out.ContentLength),
+		ETag:            aws.ToString(out.ETag),
+		LastModified:    aws.ToTime(out.LastModified),
+		ContentType:     aws.ToString(out.ContentType),
+		ContentEncoding: aws.ToString(out.ContentEncoding),
+		CacheControl:    aws.ToString(out.CacheControl),
+		SurrogateKeys:   surrogateKeys(out.Metadata),
+	}
+	if out.ContentLength == nil {
+		obj.Size = -1
+	}
+	return obj, nil
+}
+
+// surrogateKeys reads the purge tags from an object's user metadata
+// (x-amz-meta-surrogate-key; the SDK gives user metadata without the
+// prefix, keys in lower case).
+func surrogateKeys(meta map[string]string) []string {
+	for k, v := range meta {
+		if strings.EqualFold(k, "surrogate-key") {
+			return parseSurrogateKeys(v)
+		}
+	}
+	return nil
 }
 
 // classifyS3Error maps an SDK error to ErrNotFound, ErrForbidden or

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -342,5 +344,63 @@ func TestS3Forbidden(t *testing.T) {
 		if !errors.Is(err, ErrForbidden) {
 			t.Errorf("Get(%q) with a wrong secret: err = %v, want ErrForbidden", key, err)
 		}
+	}
+}
+
+// TestS3SurrogateKeysAndStat: the purge tags in x-amz-meta-surrogate-key
+// reach the Object, from Get and from Stat; Stat (HeadObject) gives the
+// ETag Get does without a GET reaching S3.
+func TestS3SurrogateKeysAndStat(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "site")
+	etag := srv.Put(t, "site", "app/w.js", []byte("widget"), s3test.PutOptions{
+		ContentType: "text/javascript",
+		Metadata:    map[string]string{"surrogate-key": "  release-42 widget\ttenants "},
+	})
+	srv.Put(t, "site", "app/plain.js", []byte("plain"), s3test.PutOptions{})
+	proxy := s3test.NewFaultProxy(t, srv.Endpoint())
+	o := newTestS3(t, proxy.OriginURL("site", "app"))
+	ctx := context.Background()
+
+	obj, err := o.Get(ctx, "/w.js", Conditions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readObject(t, obj)
+	want := []string{"release-42", "widget", "tenants"}
+	if strings.Join(obj.SurrogateKeys, ",") != strings.Join(want, ",") {
+		t.Fatalf("Get: surrogate keys %q, want %q", obj.SurrogateKeys, want)
+	}
+	gets := proxy.GetsFor("w.js")
+	st, err := Stat(ctx, o, "/w.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ETag != etag || st.Body != nil || st.Size != 6 || strings.Join(st.SurrogateKeys, ",") != strings.Join(want, ",") {
+		t.Fatalf("Stat: %+v, want ETag %s, no body, 6 bytes, keys %q", st, etag, want)
+	}
+	if proxy.GetsFor("w.js") != gets {
+		t.Fatal("Stat sent a GET to S3")
+	}
+	if heads := proxy.Seen("HEAD", "w.js"); len(heads) != 1 {
+		t.Fatalf("Stat: %d HEADs at S3, want 1", len(heads))
+	}
+	if st, err := Stat(ctx, o, "/plain.js"); err != nil || st.SurrogateKeys != nil {
+		t.Fatalf("no metadata: %v, %v", st, err)
+	}
+	if _, err := Stat(ctx, o, "/missing.js"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Stat of a missing key: %v, want ErrNotFound", err)
+	}
+	// An origin without Stat (a directory): Get, body closed.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.js"), []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := Stat(ctx, d, "/a.js"); err != nil || st.Body != nil || st.Size != 3 || st.ETag == "" {
+		t.Fatalf("dir Stat: %+v, %v", st, err)
 	}
 }

@@ -71,7 +71,8 @@ type options struct {
 	fetchTimeout        time.Duration
 	shutdownTimeout     time.Duration
 	version             bool
-	tls                 tlsOptions // HTTPS flags: tls.go
+	tls                 tlsOptions   // HTTPS flags: tls.go
+	purge               purgeOptions // identity and purge journal flags: purge.go
 }
 
 // onLoopback reports whether a listen address binds loopback only.
@@ -159,7 +160,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.fetchTimeout, "fetch-timeout", edge.DefaultFetchTimeout, "bound on one origin fetch, body included")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	o.tls.register(fs) // HTTPS flags: tls.go
+	o.tls.register(fs)   // HTTPS flags: tls.go
+	o.purge.register(fs) // identity and purge journal: purge.go
 	// The flag package prints an error and then the whole usage; an
 	// error is printed alone by run (with a hint), the usage only for -h.
 	fs.SetOutput(io.Discard)
@@ -196,6 +198,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 	}
 	if err := o.tls.validate(); err != nil { // HTTPS flags: tls.go
+		return nil, err
+	}
+	if err := o.purge.validate(); err != nil { // purge.go
 		return nil, err
 	}
 	if o.adminTokenFile == "" && !onLoopback(o.adminAddr) {
@@ -286,6 +291,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	if tside != nil {
 		components = append(components, tside.component())
 	}
+	// The purge journal (purge.go): read before the listeners open.
+	pside, err := setupJournal(ctx, &o.purge, c, o.cacheDir, reg, log)
+	if err != nil {
+		c.Close()
+		fmt.Fprintf(stderr, "edge: %v\n", err)
+		return 2
+	}
+	if pside != nil {
+		components = append(components, pside.component())
+		if adminToken == "" {
+			log.Warn("-purge-journal without -admin-token-file: the purge API (POST /purge, /warm, GET /cache) is off; purges reach this edge through the journal only, within -purge-poll")
+		}
+	}
 	h, err := edge.NewHandler(edge.Options{
 		Cache:           c,
 		Sites:           sites,
@@ -295,11 +313,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 		MissConcurrency: o.missConcurrency,
 		Registry:        reg,
 		Components:      components,
+		Name:            o.purge.name,
+		Region:          o.purge.region,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "edge: %v\n", err)
 		return 1
 	}
+	pside.catchUp(ctx, h) // purge.go: at most 2 s
 
 	public := &http.Server{
 		Handler:           tside.plainHandler(h), // ACME HTTP-01, -redirect-https (tls.go)
@@ -330,7 +351,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 		fmt.Fprintf(stderr, "edge: -admin: %v\n", err)
 		return 1
 	}
-	h.KeepWarm(keepWarmInterval)
+	// The must-serve paths are fetched before the listeners open, for at
+	// most warmAtStart: an edge that can reach its origin comes up healthy
+	// at once; one that cannot serves anyway (from disk) and says so.
+	select {
+	case <-h.KeepWarm(keepWarmInterval):
+	case <-time.After(warmAtStart):
+		log.Warn("edge: the must-serve paths are not all fetched yet; serving anyway", "waited", warmAtStart.String())
+	}
+	pside.start(ctx, al.Addr()) // purge.go: registers, then polls the journal
 	errc := make(chan error, 4)
 	go func() { errc <- public.Serve(pl) }()
 	go func() { errc <- admin.Serve(al) }()
@@ -338,6 +367,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 		fmt.Fprintf(stderr, "edge: %v\n", err)
 		public.Close()
 		admin.Close()
+		pside.stop()
 		h.Close()
 		c.Close()
 		return 1
@@ -384,8 +414,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	if err := admin.Shutdown(sctx); err != nil {
 		log.Warn("edge: admin requests cut off", "err", err)
 	}
-	// Background revalidations and keep-warm stop; fills and derivations
-	// in flight finish writing to disk before we exit.
+	// Background revalidations, keep-warm and the journal's poller stop;
+	// fills and derivations in flight finish writing to disk before we
+	// exit.
+	pside.stop()
 	h.Close()
 	c.Close()
 	log.Info("edge stopped")
@@ -400,8 +432,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 const maxHeaderBytes = 48 << 10
 
 // keepWarmInterval is how often the must-serve paths are checked and
-// refreshed when missing or expired.
-const keepWarmInterval = 5 * time.Second
+// refreshed when missing or expired; warmAtStart bounds the wait for the
+// first pass at start.
+const (
+	keepWarmInterval = 5 * time.Second
+	warmAtStart      = 2 * time.Second
+)
 
 // demoMustServe are the demo site's must-serve paths.
 var demoMustServe = []string{"/widget/v1/login.js", "/tenants/acme.json"}

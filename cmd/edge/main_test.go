@@ -85,7 +85,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	if code := run(context.Background(), []string{"-h"}, &stdout, &stderr, hooks{}); code != 0 {
 		t.Fatalf("-h: exit status %d", code)
 	}
-	for _, f := range []string{"-http", "-admin", "-origin", "-cache-dir", "-mem", "-disk", "-max-mem-object", "-config", "-access-log", "-ttl", "-negative-ttl", "-fetch-timeout", "-shutdown-timeout", "-admin-token-file", "-version", "127.0.0.1:8080", "127.0.0.1:9080"} {
+	for _, f := range []string{"-http", "-admin", "-origin", "-cache-dir", "-mem", "-disk", "-max-mem-object", "-config", "-access-log", "-ttl", "-negative-ttl", "-fetch-timeout", "-shutdown-timeout", "-admin-token-file", "-version", "-name", "-region", "-admin-url", "-purge-journal", "-purge-poll", "127.0.0.1:8080", "127.0.0.1:9080"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("-h output lacks %s", f)
 		}

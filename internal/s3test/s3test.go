@@ -322,6 +322,9 @@ type PutOptions struct {
 	ContentType     string
 	ContentEncoding string
 	CacheControl    string
+	// Metadata is user metadata, sent as x-amz-meta-NAME headers
+	// ("surrogate-key": "release-42 tenants").
+	Metadata map[string]string
 }
 
 // Put stores body under bucket/key and returns the object's ETag as the
@@ -344,6 +347,9 @@ func (s *Server) Put(t testing.TB, bucket, key string, body []byte, opts PutOpti
 	}
 	if opts.CacheControl != "" {
 		in.CacheControl = aws.String(opts.CacheControl)
+	}
+	if len(opts.Metadata) > 0 {
+		in.Metadata = opts.Metadata
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -1059,26 +1059,36 @@ func (d *Store) Meta(key string) ([]byte, bool) {
 	return slices.Clone(it.meta), true
 }
 
-// Delete removes key's entry. An absent key is not an error.
+// Size returns the body length of key's entry from the in-memory index,
+// without I/O, and whether key is indexed.
+func (d *Store) Size(key string) (int64, bool) {
+	it := d.lookup(key)
+	if it == nil {
+		return 0, false
+	}
+	return it.hdr.bodyLen, true
+}
+
+// Delete removes key's entry. An absent key is not an error. A Delete
+// whose unlink fails (a read-only disk) leaves the entry, indexed, and
+// returns the error: an entry is gone only once its file is, so that a
+// purge is never undone by the next start-up scan finding the file.
 func (d *Store) Delete(key string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	it := d.index[key]
-	if it == nil && d.scanning {
-		// Not indexed yet, perhaps on disk: remove it for good.
-		d.gone[key] = struct{}{}
-		if err := d.fs.Remove(d.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("disk: delete %q: %w", key, err)
-		}
+	if it == nil && !d.scanning {
 		return nil
 	}
-	if it == nil {
-		return nil
-	}
-	d.dropLocked(it)
+	// Not indexed yet during the scan, perhaps on disk: removed for good.
 	if err := d.fs.Remove(d.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("disk: delete %q: %w", key, err)
 	}
+	if it == nil {
+		d.gone[key] = struct{}{}
+		return nil
+	}
+	d.dropLocked(it)
 	return nil
 }
 

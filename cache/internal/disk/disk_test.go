@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -244,6 +246,47 @@ func TestDelete(t *testing.T) {
 	if d2 := testOpen(t, dir, 0); has(d2, "a") || !has(d2, "b") {
 		t.Error("restart resurrected a or lost b")
 	}
+}
+
+// TestDeleteFailureKeepsEntry: a delete the disk refuses leaves the
+// entry indexed (and says so), so that it can be tried again and the
+// next start's scan does not bring back what the index had forgotten.
+func TestDeleteFailureKeepsEntry(t *testing.T) {
+	dir := t.TempDir()
+	fsys := &refusingFS{}
+	d, err := Open(dir, Options{FS: fsys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-d.Indexed()
+	testPut(t, d, "k", []byte("m"), []byte("body"))
+	fsys.refuse.Store(true)
+	if err := d.Delete("k"); err == nil {
+		t.Fatal("Delete succeeded on a disk that refuses removes")
+	}
+	if _, ok := d.Meta("k"); !ok {
+		t.Fatal("a failed Delete dropped the entry from the index")
+	}
+	fsys.refuse.Store(false)
+	if err := d.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.Meta("k"); ok {
+		t.Fatal("deleted entry still indexed")
+	}
+}
+
+// refusingFS fails every Remove while refuse is set.
+type refusingFS struct {
+	OSFS
+	refuse atomic.Bool
+}
+
+func (f *refusingFS) Remove(name string) error {
+	if f.refuse.Load() {
+		return &fs.PathError{Op: "remove", Path: name, Err: syscall.EROFS}
+	}
+	return os.Remove(name)
 }
 
 func TestOpenEntryOutlivesDelete(t *testing.T) {
