@@ -294,7 +294,8 @@ func (h *Handler) Purge(req PurgeRequest, wait time.Duration) (PurgeResult, erro
 			if p[len(p)-1] == '/' {
 				p += s.Index
 			}
-			sels = append(sels, cache.Selector{Prefix: s.key(p), Exact: true})
+			sels = append(sels, cache.Selector{Prefix: s.key(p), Exact: true},
+				cache.Selector{Prefix: s.key(p) + varySeparator}) // its responses by Vary, if any
 		}
 		for _, pf := range req.Prefixes {
 			sels = append(sels, cache.Selector{Prefix: s.key(pf)})
@@ -432,9 +433,9 @@ func purgeDisabled(w http.ResponseWriter, _ *http.Request) {
 // revalidated now (a conditional request; a 304 ends the purge), and the
 // copy is served only when the origin fails within its stale-if-error
 // window, or at once when every origin is known down.
-func (h *Handler) revalidatePurged(r *http.Request, s *site, p string, obj *cache.Object, now time.Time) (*cache.Object, result, error) {
-	if s.window(p, &obj.Meta).usable(now) && s.allDown() {
+func (h *Handler) revalidatePurged(w *want, obj *cache.Object, now time.Time) (*cache.Object, result, error) {
+	if w.s.window(w.p, &obj.Meta).usable(now) && w.s.allDown() {
 		return obj, resultStale, nil
 	}
-	return h.fill(r.Context(), r.RemoteAddr, s, p, obj, nil)
+	return h.fill(w, obj, nil)
 }

@@ -7,9 +7,35 @@ import (
 	"github.com/edgecdn/edge/cache"
 )
 
-// originFreshness is what an origin's Cache-Control says about how long
-// its answer may be used, as the cache stores it.
-func originFreshness(cc directives) *cache.OriginFreshness {
+// edgeDirectives are the directives the edge itself follows for a
+// response: CDN-Cache-Control when the origin sent it (RFC 9213: it
+// replaces Cache-Control for CDNs), else Cache-Control, with
+// Surrogate-Control's max-age and no-store over it (Edge Architecture 1.0,
+// as Fastly and Varnish read it). Browsers get Cache-Control; the
+// targeted fields are never passed on.
+func edgeDirectives(h http.Header, cc directives) directives {
+	if v := h.Values("Cdn-Cache-Control"); len(v) > 0 {
+		return parseCacheControl(v...)
+	}
+	if v := h.Values("Surrogate-Control"); len(v) > 0 {
+		sc := parseCacheControl(v...)
+		if l, ok := sc.lifetime(); ok {
+			cc.sMaxAge, cc.hasSMaxAge = l, true
+			cc.noCache, cc.private = false, false
+		}
+		cc.noStore = cc.noStore || sc.noStore
+	}
+	return cc
+}
+
+// originFreshnessOf is what the origin said about how long its answer
+// may be used, from the directives the edge follows (edgeDirectives): a
+// lifetime (s-maxage, max-age, no-cache), the stale windows. For an HTTP
+// origin also Expires, a heuristic lifetime, the age the response already
+// had, and must-revalidate; S3 and directory objects carry none of those
+// (their Last-Modified is an upload time, not a hint: the edge's
+// configured TTL applies instead).
+func originFreshnessOf(speaksHTTP bool, status int, h http.Header, cc directives, requestTime, responseTime time.Time) *cache.OriginFreshness {
 	var f cache.OriginFreshness
 	lifetime, has := cc.lifetime()
 	switch {
@@ -26,6 +52,20 @@ func originFreshness(cc directives) *cache.OriginFreshness {
 	if cc.hasSIE {
 		f.StaleIfError, f.HasStaleIfError = cc.staleIfError, true
 	}
+	if !speaksHTTP {
+		return &f
+	}
+	if !f.HasTTL {
+		if l, explicit, ok := lifetimeOf(status, h, cc, responseTime); ok {
+			if explicit {
+				f.TTL, f.HasTTL = l, true
+			} else {
+				f.Heuristic, f.HasHeuristic = l, true
+			}
+		}
+	}
+	f.InitialAge = initialAge(h, requestTime, responseTime)
+	f.NoStale = cc.mustRevalidate || cc.proxyRevalidate
 	return &f
 }
 
@@ -34,6 +74,7 @@ func originFreshness(cc directives) *cache.OriginFreshness {
 // (stale-while-revalidate), or when the origin fails (stale-if-error).
 type window struct {
 	expires, revalidateUntil, usableUntil time.Time
+	noStale                               bool // the origin forbids serving it stale
 }
 
 // fresh reports whether the object is fresh at now.
@@ -66,7 +107,7 @@ func (s *site) window(p string, m *cache.Meta) window {
 		l := m.Legacy
 		return window{expires: l.Expires, revalidateUntil: l.Expires.Add(l.StaleWhileRevalidate), usableUntil: l.Expires.Add(l.StaleIfError)}
 	}
-	if m.Status != http.StatusOK {
+	if m.Negative() {
 		// A negative answer: kept briefly, never served while
 		// revalidating, and usable (a 404 instead of a 502) as long as a
 		// copy would be.
@@ -74,9 +115,10 @@ func (s *site) window(p string, m *cache.Meta) window {
 		return window{expires: expires, revalidateUntil: expires, usableUntil: expires.Add(s.StaleIfError)}
 	}
 	ttl, swr, sie := s.TTL, s.StaleWhileRevalidate, s.StaleIfError
+	ruleTTL := false
 	if r := s.rule(p); r != nil {
 		if r.TTL != nil {
-			ttl = time.Duration(*r.TTL)
+			ttl, ruleTTL = time.Duration(*r.TTL), true
 		}
 		if r.StaleWhileRevalidate != nil {
 			swr = time.Duration(*r.StaleWhileRevalidate)
@@ -85,9 +127,16 @@ func (s *site) window(p string, m *cache.Meta) window {
 			sie = time.Duration(*r.StaleIfError)
 		}
 	}
+	var age time.Duration
+	noStale := false
 	if o := m.Origin; o != nil {
-		if o.HasTTL {
+		switch {
+		case o.HasTTL:
 			ttl = o.TTL
+		case ruleTTL:
+			// The operator's rule for these paths over the origin's hint.
+		case o.HasHeuristic:
+			ttl = o.Heuristic
 		}
 		if o.HasStaleWhileRevalidate {
 			swr = o.StaleWhileRevalidate
@@ -95,7 +144,13 @@ func (s *site) window(p string, m *cache.Meta) window {
 		if o.HasStaleIfError {
 			sie = o.StaleIfError
 		}
+		age, noStale = o.InitialAge, o.NoStale
 	}
-	expires := m.Fetched.Add(ttl)
-	return window{expires: expires, revalidateUntil: expires.Add(swr), usableUntil: expires.Add(sie)}
+	if noStale {
+		swr, sie = 0, 0
+	}
+	// Fresh while the response's age (its age on arrival plus the time
+	// stored) is under its lifetime (RFC 9111 §4.2).
+	expires := m.Fetched.Add(ttl - age)
+	return window{expires: expires, revalidateUntil: expires.Add(swr), usableUntil: expires.Add(sie), noStale: noStale}
 }

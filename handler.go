@@ -200,12 +200,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.other(w, r, s, p)
 		return
 	}
-	obj, res, err := h.lookup(r, s, p)
+	wt := wantFor(r, s, p)
+	obj, res, err := h.lookup(wt)
 	if err != nil {
 		h.fillFailed(w, r, s, p, err)
 		return
 	}
-	h.serve(w, r, s, p, obj, res)
+	h.serve(w, wt, obj, res)
 }
 
 // admit refuses requests the edge never serves: methods other than GET,

@@ -217,7 +217,7 @@ func (h *Handler) warm(ctx context.Context) {
 				continue
 			}
 			// An origin failure with the copy still usable is logged by fill.
-			if _, _, err := h.fill(ctx, "", s, p, obj, nil); err != nil && ctx.Err() == nil {
+			if _, _, err := h.fillCtx(ctx, wantFor(nil, s, p), obj, nil); err != nil && ctx.Err() == nil {
 				h.errorLog.Error("keep-warm: cannot fetch a must-serve path", h.failure(s, p, err)...)
 			}
 		}

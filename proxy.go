@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+
+	"github.com/edgecdn/edge/cache"
 )
 
 // proxier is an origin that takes the requests the edge does not cache
@@ -69,9 +71,18 @@ func (h *Handler) invalidate(s *site, out *http.Request, res *http.Response) {
 		paths = append(paths, h.objectPath(s, u))
 	}
 	for _, p := range paths {
-		if p != "" {
-			h.cache.Delete(s.key(p))
+		if p == "" {
+			continue
 		}
+		key := s.key(p)
+		if obj := h.cache.Lookup(key); obj != nil && obj.Meta.IsIndex() {
+			// Its responses by Vary go too, or the next index would find
+			// them again.
+			if _, err := h.cache.Purge(cache.Purge{Selectors: []cache.Selector{{Prefix: key + varySeparator}}, Hard: true}); err != nil {
+				h.errorLog.Warn("invalidation failed", h.failure(s, p, err)...)
+			}
+		}
+		h.cache.Delete(key)
 	}
 }
 

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/edgecdn/edge/cache"
 	"github.com/edgecdn/edge/negotiate"
+	"github.com/edgecdn/edge/origin"
 )
 
 var (
@@ -16,15 +19,16 @@ var (
 	acceptRangesBytes  = []string{"bytes"}
 )
 
-// serve answers r from obj: negotiate the coding, open the body in it,
-// write the headers, then the body.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *site, p string, obj *cache.Object, res result) {
-	if obj.Meta.Status != http.StatusOK {
+// serve answers the request wt from obj: negotiate the coding, open the
+// body in it, write the headers, then the body.
+func (h *Handler) serve(w http.ResponseWriter, wt *want, obj *cache.Object, res result) {
+	r, s, p := wt.r, wt.s, wt.p
+	if obj.Meta.Negative() {
 		h.serveNegative(w, r, s, p, obj, res)
 		return
 	}
 	dropInvalidRange(r.Header)
-	obj, body, res, err := h.open(r, s, p, obj, res)
+	obj, body, res, err := h.open(wt, obj, res)
 	if err != nil {
 		h.openFailed(w, r, s, p, obj, err)
 		return
@@ -32,6 +36,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *site, p strin
 	defer body.Close()
 	coding, _ := negotiate.ParseContentEncoding(body.Coding) // identity for codings the edge does not know, in metrics
 	h.writeHeaders(w, s, p, obj, body, coding, res)
+	if wt.setCookie != nil {
+		// The origin's cookie for the client whose request fetched it:
+		// never stored, never given to another.
+		w.Header()["Set-Cookie"] = wt.setCookie
+	}
 	s.policy(p).apply(w.Header(), r) // CORS and the configured headers, added at serve time
 	h.writeBody(w, r, obj, body, coding)
 }
@@ -60,12 +69,13 @@ func offered(obj *cache.Object) (set negotiate.Set, vary bool) {
 // coalesced); an object that cannot be had in the chosen coding is sent
 // as stored to a client that accepts the stored coding. It returns the
 // object it opened, which the refetch may have replaced.
-func (h *Handler) open(r *http.Request, s *site, p string, obj *cache.Object, res result) (*cache.Object, cache.Body, result, error) {
+func (h *Handler) open(wt *want, obj *cache.Object, res result) (*cache.Object, cache.Body, result, error) {
+	r := wt.r
 	body, err := h.openChosen(r, obj)
 	if errors.Is(err, cache.ErrNotCached) {
 		// Evicted, or its file was corrupt (the cache logged it).
 		var refetched *cache.Object
-		if refetched, res, err = h.fill(r.Context(), r.RemoteAddr, s, p, nil, obj); err != nil {
+		if refetched, res, err = h.fill(wt, nil, obj); err != nil {
 			return obj, cache.Body{}, res, err
 		}
 		obj = refetched
@@ -97,6 +107,11 @@ func (h *Handler) writeHeaders(w http.ResponseWriter, s *site, p string, obj *ca
 	hdr := w.Header()
 	now := h.now()
 	h.metrics.requests[res][coding].Inc()
+	for name, vs := range obj.Meta.Header {
+		// An HTTP origin's fields, as stored; the edge's own come after
+		// and win.
+		hdr[name] = vs
+	}
 	hdr["Cache-Status"] = []string{cacheStatus(res, s.window(p, &obj.Meta), now)}
 	hdr["Content-Type"] = []string{obj.Meta.ContentType}
 	if tok := contentEncoding(body.Coding); tok != "" {
@@ -109,7 +124,15 @@ func (h *Handler) writeHeaders(w http.ResponseWriter, s *site, p string, obj *ca
 			hdr["Content-Length"] = []string{strconv.FormatInt(body.Size, 10)}
 		}
 	}
-	if _, vary := offered(obj); vary {
+	switch _, vary := offered(obj); {
+	case len(obj.Meta.Vary) > 0:
+		// The fields the origin's responses vary on, with ours.
+		v := strings.Join(obj.Meta.Vary, ", ")
+		if vary {
+			v = "Accept-Encoding, " + v
+		}
+		hdr["Vary"] = []string{v}
+	case vary:
 		hdr["Vary"] = varyAcceptEncoding
 	}
 	if body.ETag != "" {
@@ -120,10 +143,20 @@ func (h *Handler) writeHeaders(w http.ResponseWriter, s *site, p string, obj *ca
 	} else if obj.Meta.CacheControl != "" {
 		hdr["Cache-Control"] = []string{obj.Meta.CacheControl}
 	}
-	hdr["Age"] = []string{strconv.FormatInt(obj.Meta.Age(now), 10)}
+	hdr["Age"] = []string{strconv.FormatInt(ageSeconds(&obj.Meta, now), 10)}
 	if lm := obj.Meta.LastModified; !lm.IsZero() && !lm.Equal(time.Unix(0, 0)) {
 		hdr["Last-Modified"] = []string{lm.UTC().Format(http.TimeFormat)}
 	}
+}
+
+// ageSeconds is how old a stored response is at now (RFC 9111 §4.2.3):
+// the age it came with, plus how long it has been stored. Whole seconds.
+func ageSeconds(m *cache.Meta, now time.Time) int64 {
+	age := max(0, now.Sub(m.Fetched))
+	if m.Origin != nil {
+		age += m.Origin.InitialAge
+	}
+	return int64(age / time.Second)
 }
 
 // contentEncoding is the Content-Encoding value for a body in coding:
@@ -138,6 +171,21 @@ func contentEncoding(coding string) string {
 // writeBody writes body: at once for a plain GET, through
 // http.ServeContent for conditional and Range requests.
 func (h *Handler) writeBody(w http.ResponseWriter, r *http.Request, obj *cache.Object, body cache.Body, coding negotiate.Coding) {
+	status := obj.Meta.Status
+	if status != http.StatusOK {
+		// Another status with a body (an HTTP origin's 404 page, a 301):
+		// conditions and ranges apply to 200s only (RFC 9110 §13.2.1).
+		if body.Size >= 0 {
+			w.Header()["Content-Length"] = []string{strconv.FormatInt(body.Size, 10)}
+		}
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead && status != http.StatusNoContent && status != http.StatusNotModified {
+			if _, err := body.WriteTo(w); err != nil {
+				panic(http.ErrAbortHandler)
+			}
+		}
+		return
+	}
 	if !unconditional(r.Header) {
 		modtime := obj.Meta.LastModified
 		if _, kept := w.Header()["Last-Modified"]; !kept {
@@ -221,6 +269,31 @@ func (h *Handler) fillFailed(w http.ResponseWriter, r *http.Request, s *site, p 
 	if errors.Is(err, errTooManyMisses) {
 		w.Header().Set("Retry-After", "1")
 		h.reject(w, http.StatusTooManyRequests)
+		return
+	}
+	if errors.Is(err, errOnlyIfCached) {
+		h.failed(w, http.StatusGatewayTimeout, "only-if-cached")
+		return
+	}
+	var se *origin.StatusError
+	if errors.As(err, &se) && r.Context().Err() == nil {
+		// An HTTP origin's own error answer, and nothing cached to stand
+		// in for it: the client gets the origin's status and page (as
+		// nginx and Varnish pass it), not a bare 502.
+		h.errorLog.Error("origin failed: no usable copy to serve", h.failure(s, p, err)...)
+		for name, vs := range se.Header {
+			if !slices.Contains(edgeComputed, name) && !slices.Contains(notStored, name) {
+				w.Header()[name] = vs
+			}
+		}
+		s.policy(p).apply(w.Header(), r)
+		h.metrics.requests[resultError][negotiate.Identity].Inc()
+		w.Header()["Cache-Status"] = []string{"edge; fwd=miss; detail=origin-error"}
+		w.Header()["Content-Length"] = []string{strconv.Itoa(len(se.Body))}
+		w.WriteHeader(se.Status)
+		if r.Method != http.MethodHead {
+			w.Write(se.Body)
+		}
 		return
 	}
 	if r.Context().Err() == nil {

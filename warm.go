@@ -111,7 +111,7 @@ func (h *Handler) warmOne(ctx context.Context, s *site, u string) WarmedURL {
 	if obj == nil || obj.SoftPurged() || !s.window(p, &obj.Meta).fresh(h.now()) {
 		var res result
 		var err error
-		obj, res, err = h.fill(ctx, "", s, p, obj, nil)
+		obj, res, err = h.fillCtx(ctx, wantFor(nil, s, p), obj, nil)
 		switch {
 		case err != nil:
 			w.Result, w.Error = "error", err.Error()

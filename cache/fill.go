@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -16,14 +17,22 @@ import (
 //   - Confirmed set: the origin confirmed the held copy (a 304 to a
 //     conditional request). Fill keeps its body and variants, nothing is
 //     transferred or derived again, and Meta carries its new freshness.
-//   - Meta.Status other than 200: a negative answer (404, 403), stored
-//     without a body.
+//   - No Body, and a Meta.Status other than 200: a negative answer (404),
+//     stored without a body.
 //   - Otherwise a new version: Meta and Body, the body as the origin sent
-//     it, in coding Meta.Coding, of Meta.Size bytes (-1: unknown).
+//     it, in coding Meta.Coding, of Meta.Size bytes (-1: unknown), at any
+//     status.
 type Response struct {
 	Meta Meta
 	// Body is closed by Fill.
 	Body io.ReadCloser
+	// Key, when set, is where the response is stored instead of the
+	// fill's key: a response that varies belongs under its URL's key
+	// plus the request's values of the fields it varies on.
+	Key string
+	// Index, when set, is a key (the URL's) at which to record that its
+	// responses vary on Meta.Vary, so that later lookups find Key.
+	Index string
 	// NoStore says the origin forbids storing this answer (no-store,
 	// private): it is served to the requests of this fill and never
 	// written to memory or disk.
@@ -72,6 +81,27 @@ func (c *Cache) Fill(ctx context.Context, key string, timeout time.Duration, fet
 	return c.fillOnce(ctx, key, timeout, fetch)
 }
 
+// FillAlone is Fill without coalescing: fetch runs for this caller only,
+// whoever else is filling key. For requests whose answer may be theirs
+// alone (a request with credentials to an HTTP origin, or one the origin
+// answered with a response it forbids storing): sharing the fetch would
+// give one client's answer to another. What fetch answers is stored as by
+// Fill, when it may be.
+func (c *Cache) FillAlone(ctx context.Context, key string, timeout time.Duration, fetch FetchFunc) (*Object, error) {
+	c.writes.Add(1)
+	defer c.writes.Done()
+	stamp := c.purge.enterFill()
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	obj, streaming, err := c.fill(fctx, key, stamp, fetch)
+	if streaming {
+		go func() { obj.waitStreamed(); cancel() }()
+	} else {
+		cancel()
+		c.purge.exitFill(stamp)
+	}
+	return obj, err
+}
+
 // fillOnce runs or joins one fill of key (see Fill).
 func (c *Cache) fillOnce(ctx context.Context, key string, timeout time.Duration, fetch FetchFunc) (*Object, bool, error) {
 	ch := c.fills.DoChan(key, func() (any, error) {
@@ -116,7 +146,15 @@ func (c *Cache) fill(ctx context.Context, key string, stamp int64, fetch FetchFu
 		return resp.Current, false, nil
 	case resp.Confirmed != nil:
 		return c.refresh(resp.Confirmed, resp.Meta, stamp), false, nil
-	case resp.Meta.Status != 200:
+	}
+	if resp.Key != "" {
+		key = resp.Key
+	}
+	if resp.Index != "" && !resp.NoStore {
+		c.storeIndex(resp.Index, resp.Meta.Vary, stamp)
+	}
+	switch {
+	case resp.Body == nil && resp.Meta.Status != 200:
 		meta := resp.Meta
 		meta.Checked, meta.SoftPurged = stamp, false
 		return c.storeNegative(key, meta), false, nil
@@ -124,6 +162,7 @@ func (c *Cache) fill(ctx context.Context, key string, stamp int64, fetch FetchFu
 		return nil, false, fmt.Errorf("cache: response for %q has status 200 and no body", key)
 	}
 	meta := resp.Meta
+	meta.HasBody = meta.Status != 200
 	meta.Version = c.nextVersion()
 	meta.Transient = resp.NoStore
 	meta.Checked, meta.SoftPurged = stamp, false
@@ -238,6 +277,19 @@ func (c *Cache) refresh(held *Object, meta Meta, stamp int64) *Object {
 		c.setVersion(obj)
 	}
 	return obj
+}
+
+// storeIndex records at key (a URL's) that its responses vary on the
+// request fields vary: the responses are stored under keys the caller
+// makes from a request's values of them.
+func (c *Cache) storeIndex(key string, vary []string, stamp int64) {
+	if cur := c.Lookup(key); cur != nil && cur.Meta.IsIndex() && slices.Equal(cur.Meta.Vary, vary) {
+		return // as it is
+	}
+	meta := Meta{Vary: vary, Fetched: c.now(), Checked: stamp, Version: c.nextVersion()}
+	obj := newObject(key, meta, nil)
+	c.putRecord(obj)
+	c.setVersion(obj)
 }
 
 // storeNegative caches a negative answer (meta.Status 404, say) for key,

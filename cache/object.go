@@ -51,6 +51,20 @@ type Meta struct {
 	// Transient marks an object the origin forbade storing: it lives only
 	// as long as the requests that asked for it.
 	Transient bool `json:"-"`
+	// HasBody marks a response of another status than 200 that came with
+	// a body (an HTTP origin's 404 page, a 301): it is stored and served
+	// like a 200. Without it, a status other than 200 is a negative
+	// entry: no body (S3's 404).
+	HasBody bool `json:"hasBody,omitempty"`
+	// Header holds the response header fields to give back with the
+	// stored response (an HTTP origin's, less those the edge computes or
+	// must not store); nil for S3 and directories.
+	Header map[string][]string `json:"header,omitempty"`
+	// Vary lists the request fields the responses for this object's URL
+	// vary on. On an index entry (Status 0, see IsIndex) it tells the
+	// caller where to look: the response for a request is under another
+	// key, made from the request's values of these fields.
+	Vary []string `json:"vary,omitempty"`
 	// Tags are the object's surrogate keys, by which a purge can select
 	// it (the origin's x-amz-meta-surrogate-key).
 	Tags []string `json:"tags,omitempty"`
@@ -62,6 +76,14 @@ type Meta struct {
 	// has been checked against (see purge.go). Fill sets it.
 	Checked int64 `json:"checked,omitempty"`
 }
+
+// IsIndex reports whether the entry is an index of a URL whose
+// responses vary (Meta.Vary), not a response.
+func (m *Meta) IsIndex() bool { return m.Status == 0 && m.Vary != nil }
+
+// Negative reports whether the entry is an answer without a body (S3's
+// 404), not a response to serve.
+func (m *Meta) Negative() bool { return m.Status != 200 && !m.HasBody && !m.IsIndex() }
 
 // OriginFreshness is what an origin said about how long an answer may be
 // used, as a shared cache reads it (RFC 9111, RFC 5861). A field whose
@@ -77,6 +99,18 @@ type OriginFreshness struct {
 	HasStaleWhileRevalidate bool          `json:"hasSWR,omitempty"`
 	StaleIfError            time.Duration `json:"sie,omitempty"`
 	HasStaleIfError         bool          `json:"hasSIE,omitempty"`
+	// Heuristic is a lifetime the origin implied rather than said (a
+	// tenth of the time since Last-Modified, RFC 9111 §4.2.2), for when
+	// neither it nor the configuration gives one.
+	Heuristic    time.Duration `json:"heuristic,omitempty"`
+	HasHeuristic bool          `json:"hasHeuristic,omitempty"`
+	// InitialAge is how old the response already was when it arrived
+	// (RFC 9111 §4.2.3): its age at any later time is this plus how
+	// long it has been stored.
+	InitialAge time.Duration `json:"initialAge,omitempty"`
+	// NoStale: the origin forbids serving the response stale
+	// (must-revalidate, proxy-revalidate).
+	NoStale bool `json:"noStale,omitempty"`
 }
 
 // LegacyFreshness is how records written before OriginFreshness existed

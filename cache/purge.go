@@ -433,7 +433,7 @@ func (c *Cache) recheckOnce(obj *Object, lp *lurkPlan) *Object {
 		c.purgeHard(obj.Key, obj.Meta, r)
 		return nil
 	case soft:
-		if obj.Meta.Status != 200 {
+		if obj.Meta.Negative() || obj.Meta.IsIndex() {
 			// A cached 404 has nothing worth serving stale: a soft purge
 			// drops it, so an object uploaded since appears at once.
 			c.purgeHard(obj.Key, obj.Meta, r)
@@ -624,7 +624,7 @@ func (c *Cache) purgeRecord(key string, target int64, lp *lurkPlan) bool {
 	case hard:
 		return c.dropRecord(key, meta, r)
 	case soft:
-		if meta.Status != 200 {
+		if meta.Negative() || meta.IsIndex() {
 			return c.dropRecord(key, meta, r) // see recheckOnce
 		}
 		if meta.SoftPurged {

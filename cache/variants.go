@@ -56,7 +56,7 @@ func isDerivable(name string) bool {
 // that accept its stored coding get it as stored, and the origin is not
 // asked again.
 func (c *Cache) Open(obj *Object, coding negotiate.Coding) (Body, error) {
-	if obj.Meta.Status != 200 {
+	if obj.Meta.Negative() || obj.Meta.IsIndex() {
 		return Body{}, fmt.Errorf("cache: %q is a negative entry (%d)", obj.Key, obj.Meta.Status)
 	}
 	if b, ok := c.openCached(obj, coding.String()); ok {
@@ -90,7 +90,7 @@ func (c *Cache) Open(obj *Object, coding negotiate.Coding) (Body, error) {
 // (Meta.Coding), including codings the edge cannot decode. It returns
 // ErrNotCached when that body is no longer cached.
 func (c *Cache) OpenStored(obj *Object) (Body, error) {
-	if obj.Meta.Status != 200 {
+	if obj.Meta.Negative() || obj.Meta.IsIndex() {
 		return Body{}, fmt.Errorf("cache: %q is a negative entry (%d)", obj.Key, obj.Meta.Status)
 	}
 	if b, ok := c.openCached(obj, storedCoding(&obj.Meta)); ok {
