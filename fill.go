@@ -294,7 +294,16 @@ func (h *Handler) fetch(ctx context.Context, w *want, stale, broken *cache.Objec
 		return nil, err
 	default:
 		h.metrics.originReqs.WithLabelValues(s.CacheNamespace, "error").Inc()
-		return nil, err
+		var se *origin.StatusError
+		if !errors.As(err, &se) || (stale != nil && s.window(p, &stale.Meta).usable(now)) || !freshFor(se, responseTime) {
+			return nil, err
+		}
+		// An HTTP origin's 5xx that says how long it holds (a
+		// maintenance page with max-age): nothing cached can stand in
+		// for it, so it is stored as the origin says (RFC 9111 §3), and
+		// the origin is not asked again by every client meanwhile.
+		h.errorLog.Warn("origin failed with a lifetime: its answer is stored", h.failure(s, p, err)...)
+		o = se.Object()
 	}
 	return h.newVersion(w, o, now, start, responseTime), nil
 }
@@ -348,6 +357,14 @@ func (h *Handler) newVersion(w *want, o *origin.Object, now, requestTime, respon
 	reqHdr := w.header()
 	resp.NoStore = !storable(status, hdr, ec, reqHdr) || w.dirs.noStore
 	resp.Meta.Header = storedFields(hdr, cc)
+	if _, dated := hdr["Date"]; !dated {
+		// RFC 9110 §6.6.1: a cache records when an undated response
+		// arrived, and gives that as its Date.
+		if resp.Meta.Header == nil {
+			resp.Meta.Header = http.Header{}
+		}
+		resp.Meta.Header["Date"] = []string{responseTime.UTC().Format(http.TimeFormat)}
+	}
 	w.setCookie = hdr.Values("Set-Cookie")
 	if vary := varyFields(hdr); len(vary) > 0 {
 		primary := s.key(p)
@@ -358,6 +375,18 @@ func (h *Handler) newVersion(w *want, o *origin.Object, now, requestTime, respon
 		resp.Key = s.key(p)
 	}
 	return resp
+}
+
+// freshFor reports whether an HTTP origin's error answer may be stored:
+// whole, and with an explicit lifetime (for the edge) that has not
+// already run out.
+func freshFor(se *origin.StatusError, responseTime time.Time) bool {
+	if !se.Whole {
+		return false
+	}
+	ec := edgeDirectives(se.Header, parseCacheControl(se.Header.Values("Cache-Control")...))
+	l, explicit, ok := lifetimeOf(se.Status, se.Header, ec, responseTime)
+	return ok && explicit && l > 0
 }
 
 // confirmed is the cache's Response for a 304 that confirmed stale: its

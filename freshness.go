@@ -4,17 +4,18 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dunglas/httpsfv"
 	"github.com/edgecdn/edge/cache"
 )
 
 // edgeDirectives are the directives the edge itself follows for a
-// response: CDN-Cache-Control when the origin sent it (RFC 9213: it
-// replaces Cache-Control for CDNs), else Cache-Control, with
+// response: CDN-Cache-Control when the origin sent a valid one (RFC 9213:
+// it replaces Cache-Control for CDNs), else Cache-Control, with
 // Surrogate-Control's max-age and no-store over it (Edge Architecture 1.0,
-// as Fastly and Varnish read it). Browsers get Cache-Control; the
-// targeted fields are never passed on.
+// as Fastly and Varnish read it). Browsers get Cache-Control;
+// Surrogate-Control is not passed on (forTheEdge).
 func edgeDirectives(h http.Header, cc directives) directives {
-	if v := h.Values("Cdn-Cache-Control"); len(v) > 0 {
+	if v := h.Values("Cdn-Cache-Control"); len(v) > 0 && validTargeted(v) {
 		return parseCacheControl(v...)
 	}
 	if v := h.Values("Surrogate-Control"); len(v) > 0 {
@@ -26,6 +27,34 @@ func edgeDirectives(h http.Header, cc directives) directives {
 		cc.noStore = cc.noStore || sc.noStore
 	}
 	return cc
+}
+
+// validTargeted reports whether the lines of a targeted cache-control
+// field (CDN-Cache-Control) are one the edge follows: a Structured Field
+// Dictionary (RFC 8941) with at least one member, whose delta-seconds
+// directives are non-negative Integers. RFC 9213 §2.1: a cache ignores
+// a targeted field that fails to parse or holds a value of the wrong
+// type, and falls back to Cache-Control, rather than guess what a
+// malformed field meant.
+func validTargeted(lines []string) bool {
+	d, err := httpsfv.UnmarshalDictionary(lines)
+	if err != nil || len(d.Names()) == 0 {
+		return false
+	}
+	for _, name := range []string{"max-age", "s-maxage", "stale-while-revalidate", "stale-if-error"} {
+		m, ok := d.Get(name)
+		if !ok {
+			continue
+		}
+		item, ok := m.(httpsfv.Item)
+		if !ok {
+			return false
+		}
+		if n, ok := item.Value.(int64); !ok || n < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // originFreshnessOf is what the origin said about how long its answer

@@ -209,12 +209,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(w, wt, obj, res)
 }
 
-// admit refuses requests the edge never serves: methods other than GET,
-// HEAD and OPTIONS (for CORS preflights), the server-wide "OPTIONS *",
-// request targets that are too long. It reports whether r may go on; when
-// not, the answer is sent.
+// admit refuses requests the edge never serves: CONNECT and TRACE (an
+// edge is no tunnel, and TRACE would echo to a page's script the fields
+// the edge and the browser add), the server-wide "OPTIONS *", request
+// targets and header blocks that are too long. It reports whether r may go
+// on; when not, the answer is sent. Other methods than GET and HEAD are
+// for the site to take or refuse (other).
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead && !passMethods[r.Method] {
+	if r.Method == http.MethodConnect || r.Method == http.MethodTrace {
 		w.Header()["Allow"] = allowGetHead
 		h.reject(w, http.StatusMethodNotAllowed)
 		return false
@@ -280,7 +282,8 @@ var allowGetHead = []string{"GET, HEAD"}
 
 // other answers the methods but GET and HEAD: a CORS preflight where the
 // path's policy has CORS; else, for an HTTP origin, the request passed
-// through uncached (POST, PUT, DELETE, PATCH, OPTIONS); else 405.
+// through uncached (POST, PUT, DELETE, PATCH, OPTIONS, and extension
+// methods such as PROPFIND, as nginx and Varnish pass them); else 405.
 func (h *Handler) other(w http.ResponseWriter, r *http.Request, s *site, p string) {
 	if pol := s.policy(p); r.Method == http.MethodOptions && pol.cors != nil && isPreflight(r) {
 		h.metrics.preflights.Inc()

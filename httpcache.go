@@ -37,27 +37,30 @@ func understoodStatus(code int) bool {
 }
 
 // storable reports whether a shared cache may store a response (RFC 9111
-// §3, §3.5) to a GET with header reqHdr: not no-store (unless
-// must-understand and a status the edge understands), not private, not
-// Vary: *, a final status the edge understands or explicitly cacheable,
+// §3, §3.5) to a GET with header reqHdr: a final status; with
+// must-understand, one the edge understands (and then no-store is
+// ignored); not no-store, not private, not Vary: *; explicitly cacheable
+// (a lifetime, Expires, public) or of a heuristically cacheable status;
 // and, when the request carried Authorization, only when the response
 // says it may be shared (public, s-maxage, must-revalidate).
 func storable(status int, resp http.Header, cc directives, reqHdr http.Header) bool {
 	switch {
-	case cc.noStore && !(cc.mustUnderstand && understoodStatus(status)):
+	case status < 200 || status == http.StatusPartialContent:
+		return false // interim, or a range: the edge stores whole responses only
+	case cc.mustUnderstand && !understoodStatus(status):
+		return false
+	case cc.noStore && !cc.mustUnderstand:
 		return false
 	case cc.private && cc.privateFields == nil:
 		return false
 	case varyStar(resp):
 		return false
-	case status < 200 || status == http.StatusPartialContent:
-		return false // interim, or a range: the edge stores whole responses only
 	}
 	if _, auth := reqHdr["Authorization"]; auth && !(cc.public || cc.hasSMaxAge || cc.mustRevalidate) {
 		return false
 	}
 	if _, explicit := cc.lifetime(); explicit || cc.public || resp.Get("Expires") != "" {
-		return understoodStatus(status) || cc.public
+		return true
 	}
 	return heuristicallyCacheable[status]
 }
@@ -73,8 +76,8 @@ func lifetimeOf(status int, h http.Header, cc directives, responseTime time.Time
 		return l, true, true
 	}
 	if exp := h.Values("Expires"); len(exp) > 0 {
-		e, err := http.ParseTime(exp[0])
-		if err != nil || len(exp) > 1 {
+		e, ok := parseHTTPDate(exp[0])
+		if !ok || len(exp) > 1 {
 			return 0, true, true // invalid (or ambiguous): stale
 		}
 		date := dateOf(h, responseTime)
@@ -83,8 +86,8 @@ func lifetimeOf(status int, h http.Header, cc directives, responseTime time.Time
 	if !heuristicallyCacheable[status] && !cc.public {
 		return 0, false, false
 	}
-	lm, err := http.ParseTime(h.Get("Last-Modified"))
-	if err != nil {
+	lm, ok := parseHTTPDate(h.Get("Last-Modified"))
+	if !ok {
 		return 0, false, false
 	}
 	if age := dateOf(h, responseTime).Sub(lm); age > 0 {
@@ -96,7 +99,7 @@ func lifetimeOf(status int, h http.Header, cc directives, responseTime time.Time
 // dateOf is the response's Date, or when it arrived if it has none (or
 // one that does not parse: RFC 9110 §6.6.1 lets a recipient add it).
 func dateOf(h http.Header, responseTime time.Time) time.Time {
-	if d, err := http.ParseTime(h.Get("Date")); err == nil {
+	if d, ok := parseHTTPDate(h.Get("Date")); ok {
 		return d
 	}
 	return responseTime
@@ -193,17 +196,29 @@ var notStored = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-
 
 // edgeComputed are fields the edge writes itself for each response from
 // what it stores (the body's coding, length, validators, age): a stored
-// copy of the origin's would contradict them.
-var edgeComputed = []string{"Content-Length", "Content-Encoding", "Content-Range", "Etag", "Last-Modified", "Age", "Date", "Accept-Ranges", "Vary", "Cache-Status", "Surrogate-Control", "Surrogate-Key", "Cdn-Cache-Control"}
+// copy of the origin's would contradict them. The origin's Date is kept:
+// it says when the response was made, which Age then counts from.
+var edgeComputed = []string{"Content-Length", "Content-Encoding", "Etag", "Last-Modified", "Age", "Accept-Ranges", "Vary", "Cache-Status"}
+
+// forTheEdge are fields addressed to the edge alone (Edge Architecture
+// 1.0, as Fastly and Varnish read them): it follows them and passes them
+// on to no one. CDN-Cache-Control is not among them: a CDN further down
+// may read it (RFC 9213).
+var forTheEdge = []string{"Surrogate-Control", "Surrogate-Key"}
+
+// passedOn reports whether a response field of the origin's (the header
+// field's canonical name) is stored and given back to clients.
+func passedOn(name string) bool {
+	return !slices.Contains(notStored, name) && !slices.Contains(edgeComputed, name) && !slices.Contains(forTheEdge, name)
+}
 
 // storedFields is the copy of a response's fields the edge keeps and
-// gives back with the stored response: all but notStored, the edge's own
-// (edgeComputed), and those private="..." names. nil when nothing is
-// left.
+// gives back with the stored response: those passedOn, but the
+// private="..." names. nil when nothing is left.
 func storedFields(h http.Header, cc directives) http.Header {
 	var out http.Header
 	for name, vs := range h {
-		if slices.Contains(notStored, name) || slices.Contains(edgeComputed, name) || slices.Contains(cc.privateFields, name) {
+		if !passedOn(name) || slices.Contains(cc.privateFields, name) {
 			continue
 		}
 		if out == nil {
@@ -223,7 +238,7 @@ func update304(stored, fresh http.Header) http.Header {
 		out = http.Header{}
 	}
 	for name, vs := range fresh {
-		if slices.Contains(notStored, name) || slices.Contains(edgeComputed, name) {
+		if !passedOn(name) {
 			continue
 		}
 		out[name] = slices.Clone(vs)

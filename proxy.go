@@ -9,15 +9,11 @@ import (
 )
 
 // proxier is an origin that takes the requests the edge does not cache
-// as they are (an HTTP origin): POST, PUT, DELETE, PATCH, OPTIONS.
+// as they are (an HTTP origin): any method but GET and HEAD (and CONNECT
+// and TRACE, which the edge refuses).
 type proxier interface {
 	http.RoundTripper
 	Proxies() bool
-}
-
-// passMethods are the methods passed through to an HTTP origin uncached.
-var passMethods = map[string]bool{
-	http.MethodPost: true, http.MethodPut: true, http.MethodDelete: true, http.MethodPatch: true, http.MethodOptions: true,
 }
 
 // newPass returns the reverse proxy that passes a site's uncached
@@ -39,7 +35,7 @@ func (h *Handler) newPass(s *site) *httputil.ReverseProxy {
 		},
 		Transport: p,
 		ModifyResponse: func(res *http.Response) error {
-			if res.StatusCode >= 200 && res.StatusCode < 400 {
+			if res.StatusCode >= 200 && res.StatusCode < 400 && !safeMethods[res.Request.Method] {
 				h.invalidate(s, res.Request, res)
 			}
 			return nil
@@ -53,6 +49,12 @@ func (h *Handler) newPass(s *site) *httputil.ReverseProxy {
 		ErrorLog: nil,
 	}
 }
+
+// safeMethods are the methods passed through that change nothing at the
+// origin (RFC 9110 §9.2.1, RFC 4918 for PROPFIND): their answers drop
+// nothing from the cache, so a stream of them cannot empty it. A method
+// whose safety the edge does not know is taken as unsafe (RFC 9111 §4.4).
+var safeMethods = map[string]bool{http.MethodOptions: true, "PROPFIND": true, "SEARCH": true, "REPORT": true}
 
 // invalidate drops what a successful unsafe request changed (RFC 9111
 // §4.4): its target, and the URIs in Location and Content-Location when

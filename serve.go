@@ -81,10 +81,21 @@ func (h *Handler) open(wt *want, obj *cache.Object, res result) (*cache.Object, 
 		obj = refetched
 		body, err = h.openChosen(r, obj)
 	}
-	if errors.Is(err, cache.ErrNoVariant) && negotiate.Accepts(r.Header["Accept-Encoding"], obj.Meta.Coding) {
+	if errors.Is(err, cache.ErrNoVariant) && (negotiate.Accepts(r.Header["Accept-Encoding"], obj.Meta.Coding) || opaqueCoding(wt.s, obj)) {
 		body, err = h.cache.OpenStored(obj)
 	}
 	return obj, body, res, err
+}
+
+// opaqueCoding reports whether obj is an HTTP origin's response in a
+// coding the edge does not know, which is passed on as it came, to every
+// client, as a proxy passes it: the origin chose the coding (the edge's
+// request named only those it knows), and the edge cannot undo it. From
+// S3 such an object is a broken upload: only the clients that accept its
+// coding get it.
+func opaqueCoding(s *site, obj *cache.Object) bool {
+	_, known := negotiate.ParseContentEncoding(obj.Meta.Coding)
+	return s.speaksHTTP && !known
 }
 
 // openChosen opens obj's body in the coding negotiated for r.
@@ -276,13 +287,16 @@ func (h *Handler) fillFailed(w http.ResponseWriter, r *http.Request, s *site, p 
 		return
 	}
 	var se *origin.StatusError
-	if errors.As(err, &se) && r.Context().Err() == nil {
+	if errors.As(err, &se) && r.Context().Err() == nil && readable(se, r) {
 		// An HTTP origin's own error answer, and nothing cached to stand
 		// in for it: the client gets the origin's status and page (as
 		// nginx and Varnish pass it), not a bare 502.
 		h.errorLog.Error("origin failed: no usable copy to serve", h.failure(s, p, err)...)
 		for name, vs := range se.Header {
-			if !slices.Contains(edgeComputed, name) && !slices.Contains(notStored, name) {
+			// All of the origin's fields (they are this client's answer,
+			// Set-Cookie too), but those addressed to the edge and the
+			// length, which the edge writes for the body it has.
+			if !slices.Contains(forTheEdge, name) && name != "Content-Length" {
 				w.Header()[name] = vs
 			}
 		}
@@ -305,6 +319,15 @@ func (h *Handler) fillFailed(w http.ResponseWriter, r *http.Request, s *site, p 
 	}
 	s.policy(p).apply(w.Header(), r) // so a page's script can read the 502
 	h.failed(w, status, "origin-error")
+}
+
+// readable reports whether the client of r can read the body of an
+// origin's error answer: in identity (its start, when it is long), or
+// whole in a coding the client accepts (the edge asked the origin for
+// gzip, which a cut would break).
+func readable(se *origin.StatusError, r *http.Request) bool {
+	coding := se.Header.Get("Content-Encoding")
+	return coding == "" || (se.Whole && negotiate.Accepts(r.Header["Accept-Encoding"], coding))
 }
 
 // openFailed answers a request whose object is cached but cannot be sent

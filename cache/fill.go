@@ -259,8 +259,10 @@ func (c *Cache) putRecord(obj *Object) {
 }
 
 // refresh records that the origin confirmed held's version: it caches and
-// returns a copy of held with meta's freshness (Fetched and Origin),
-// keeping held's variants, which stay valid. The new freshness holds in
+// returns a copy of held with meta's freshness (Fetched and Origin) and
+// the fields the confirmation brought (Header, CacheControl, Tags: a 304
+// updates them, RFC 9111 §4.3.4), keeping held's variants, which stay
+// valid. The new freshness holds in
 // memory even when the disk cannot take it, so a full disk never makes
 // every request revalidate. The confirmation ends a soft purge; the copy
 // is stamped with stamp.
@@ -268,6 +270,15 @@ func (c *Cache) refresh(held *Object, meta Meta, stamp int64) *Object {
 	m := held.Meta
 	m.SoftPurged, m.Checked = false, stamp
 	m.Fetched, m.Origin, m.Legacy = meta.Fetched, meta.Origin, nil
+	if meta.Header != nil {
+		m.Header = meta.Header
+	}
+	if meta.CacheControl != "" {
+		m.CacheControl = meta.CacheControl
+	}
+	if meta.Tags != nil {
+		m.Tags = meta.Tags
+	}
 	if r := held.undecodable.Load(); r != nil {
 		m.Undecodable = *r
 	}

@@ -204,7 +204,10 @@ type OriginState struct {
 //     since with broken credentials S3 refuses everything, but it is not
 //     retried on the same origin: it is deterministic, and the S3 SDK
 //     already retries the transient 403 of a skewed clock. The next origin
-//     is tried at once.
+//     is tried at once. So is it after an HTTP origin's own 5xx answer
+//     (StatusError): the origin is up and chose to fail, and asking it
+//     again at once would add load where it hurts (nginx's
+//     proxy_next_upstream does not retry one either).
 //   - When the caller's ctx is done, Get stops, and that is not counted
 //     against the origin.
 //
@@ -383,11 +386,18 @@ func (f *Failover) getFrom(ctx context.Context, m *member, key string, cond Cond
 			return nil, false, err // the caller gave up: not the origin's fault
 		}
 		f.failed(m, key, err)
-		if errors.Is(err, ErrForbidden) {
+		if !worthRetrying(err) {
 			break
 		}
 	}
 	return nil, false, err
+}
+
+// worthRetrying reports whether a failure may pass if the same origin is
+// asked again: not a 403, nor an HTTP origin's own 5xx answer.
+func worthRetrying(err error) bool {
+	var se *StatusError
+	return !errors.Is(err, ErrForbidden) && !errors.As(err, &se)
 }
 
 // isAnswer reports whether err (from an origin's Get) is an answer rather

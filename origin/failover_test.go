@@ -185,6 +185,9 @@ func TestFailoverOrder(t *testing.T) {
 			wantErr: []error{errBoom, ErrForbidden, io.ErrUnexpectedEOF}, notErr: []error{ErrAllDown, ErrNotFound},
 			want: [3]int{2, 1, 2},
 		},
+		// An HTTP origin's own 5xx: the same, so as not to add load to an
+		// origin that is failing by choice.
+		{name: "an HTTP origin's 503 falls through", a: fail(&StatusError{Status: 503, key: "k"}), b: serve("B"), wantBody: "B", want: [3]int{1, 1, 0}},
 		{name: "all forbidden", a: fail(errForbidden), b: fail(errForbidden), c: fail(errForbidden), wantErr: []error{ErrForbidden}, want: [3]int{1, 1, 1}},
 	}
 	for _, tc := range tests {

@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -199,27 +200,34 @@ func (o *HTTP) Get(ctx context.Context, key string, cond Conditions) (*Object, e
 		res.Body.Close()
 		return nil, &NotModifiedError{Header: res.Header}
 	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		body, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody)) // what arrives: a failure either way
+		body, rerr := io.ReadAll(io.LimitReader(res.Body, maxErrorBody+1)) // what arrives: a failure either way
 		res.Body.Close()
-		return nil, &StatusError{Status: res.StatusCode, Header: res.Header, Body: body, key: key}
+		whole := rerr == nil && len(body) <= maxErrorBody
+		return nil, &StatusError{Status: res.StatusCode, Header: res.Header, Body: body[:min(len(body), maxErrorBody)], Whole: whole, key: key}
 	}
-	obj := &Object{
-		Body:            res.Body,
-		Size:            res.ContentLength,
-		Status:          res.StatusCode,
-		Header:          res.Header,
-		ETag:            res.Header.Get("ETag"),
-		ContentType:     res.Header.Get("Content-Type"),
-		ContentEncoding: res.Header.Get("Content-Encoding"),
-		CacheControl:    strings.Join(res.Header.Values("Cache-Control"), ", "),
-	}
-	if lm, err := http.ParseTime(res.Header.Get("Last-Modified")); err == nil {
-		obj.LastModified = lm
-	}
+	obj := objectOf(res.StatusCode, res.Header, res.Body, res.ContentLength)
 	if res.Request.Method == http.MethodHead || res.StatusCode == http.StatusNoContent {
 		obj.Size = 0
 	}
 	return obj, nil
+}
+
+// objectOf is the Object for an HTTP answer.
+func objectOf(status int, h http.Header, body io.ReadCloser, size int64) *Object {
+	obj := &Object{
+		Body:            body,
+		Size:            size,
+		Status:          status,
+		Header:          h,
+		ETag:            h.Get("ETag"),
+		ContentType:     h.Get("Content-Type"),
+		ContentEncoding: h.Get("Content-Encoding"),
+		CacheControl:    strings.Join(h.Values("Cache-Control"), ", "),
+	}
+	if lm, err := http.ParseTime(h.Get("Last-Modified")); err == nil {
+		obj.LastModified = lm
+	}
+	return obj
 }
 
 // NotModifiedError is an HTTP origin's 304: it wraps ErrNotModified and
@@ -240,7 +248,19 @@ type StatusError struct {
 	Status int
 	Header http.Header
 	Body   []byte
-	key    string
+	// Whole reports that Body is all of the answer's body, not its
+	// start: only then may the answer be stored.
+	Whole bool
+	key   string
+}
+
+// Object is the answer as an Object, for a caller that stores it (the
+// origin said how long it may be used): nil unless the body is Whole.
+func (e *StatusError) Object() *Object {
+	if !e.Whole {
+		return nil
+	}
+	return objectOf(e.Status, e.Header, io.NopCloser(bytes.NewReader(e.Body)), int64(len(e.Body)))
 }
 
 func (e *StatusError) Error() string {
