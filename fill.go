@@ -32,6 +32,9 @@ type want struct {
 	// alone: fetch for this request only, never shared (it carries
 	// credentials, or asked not to store).
 	alone bool
+	// auth: the request carries Authorization, so a stored response
+	// answers it only if the response said it may (mayReuse).
+	auth bool
 	// setCookie is the origin's Set-Cookie, for the client whose request
 	// made the fetch only: never stored, never given to another.
 	setCookie []string
@@ -51,9 +54,25 @@ func wantFor(r *http.Request, s *site, p string) *want {
 	} else if strings.Contains(strings.ToLower(strings.Join(r.Header.Values("Pragma"), ",")), "no-cache") {
 		w.dirs.requestNoCache = true
 	}
-	_, auth := r.Header["Authorization"]
-	w.alone = auth || w.dirs.noStore
+	_, w.auth = r.Header["Authorization"]
+	w.alone = w.auth || w.dirs.noStore
 	return w
+}
+
+// mayReuse reports whether the stored obj may answer w's request at all,
+// fresh or after revalidation: not when the request asked for no-store;
+// with Authorization, only a response that says it may be shared (RFC
+// 9111 §3.5: public, s-maxage, must-revalidate).
+func (w *want) mayReuse(obj *cache.Object) bool {
+	switch {
+	case w.dirs.noStore:
+		return false
+	case w.auth:
+		hdr := http.Header(obj.Meta.Header)
+		cc := edgeDirectives(hdr, parseCacheControl(hdr.Values("Cache-Control")...))
+		return cc.public || cc.hasSMaxAge || cc.mustRevalidate
+	}
+	return true
 }
 
 // client is the request's remote address, charged for its misses; ""
@@ -84,7 +103,7 @@ func (h *Handler) lookup(w *want) (*cache.Object, result, error) {
 		w.key = varyKey(w.key, obj.Meta.Vary, w.header())
 		obj = h.cache.Lookup(w.key)
 	}
-	if obj == nil || w.alone {
+	if obj == nil || !w.mayReuse(obj) {
 		if w.dirs.onlyIfCached && obj == nil {
 			return nil, resultError, errOnlyIfCached
 		}

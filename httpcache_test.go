@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -138,4 +140,73 @@ func TestForwardHeader(t *testing.T) {
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("forwardHeader = %v\nwant %v", h, want)
 	}
+}
+
+// FuzzVary checks the Vary parser and the selection key: the fields come
+// out canonical, sorted, once each, never Accept-Encoding (the edge
+// negotiates that itself) nor empty; and requests that differ only in the
+// spacing of their list values share a selection key.
+func FuzzVary(f *testing.F) {
+	for _, s := range []string{"Accept-Language", "accept-language, Origin,ORIGIN", "*", ",,", "Accept-Encoding, X-A", " \t"} {
+		f.Add(s, "en, fr")
+	}
+	f.Fuzz(func(t *testing.T, vary, value string) {
+		fields := varyFields(http.Header{"Vary": {vary}})
+		if !slices.IsSorted(fields) || len(slices.Compact(slices.Clone(fields))) != len(fields) {
+			t.Fatalf("Vary %q: fields %q not sorted and unique", vary, fields)
+		}
+		for _, f := range fields {
+			if f == "" || f == "Accept-Encoding" || f != http.CanonicalHeaderKey(f) {
+				t.Fatalf("Vary %q: field %q", vary, f)
+			}
+		}
+		spaced := strings.ReplaceAll(value, ",", " , ")
+		a := secondaryKey(fields, http.Header{"X-A": {value}, "Accept-Language": {value}})
+		b := secondaryKey(fields, http.Header{"X-A": {spaced}, "Accept-Language": {spaced}})
+		if a != b && !strings.ContainsAny(value, "\x00\x01") {
+			t.Fatalf("Vary %q: %q and %q select differently", vary, value, spaced)
+		}
+	})
+}
+
+// FuzzAge checks the Age parser: a value is never negative, and only
+// delta-seconds parse.
+func FuzzAge(f *testing.F) {
+	for _, s := range []string{"60", "-1", "1.5", "99999999999999999999", "60, 70", " 5 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		age, ok := ageOf(http.Header{"Age": {v}})
+		if age < 0 {
+			t.Fatalf("Age %q: %v", v, age)
+		}
+		first, _, _ := strings.Cut(v, ",")
+		if first = strings.TrimSpace(first); ok && strings.Trim(first, "0123456789") != "" {
+			t.Fatalf("Age %q parsed as %v", v, age)
+		}
+	})
+}
+
+// FuzzSurrogateControl checks the fields addressed to the edge: a
+// no-store in Surrogate-Control always holds, and CDN-Cache-Control is
+// followed only when it is a valid Structured Field.
+func FuzzSurrogateControl(f *testing.F) {
+	for _, s := range []string{"max-age=60", "no-store", `max-age="60"`, "max-age=60, &&&", "content=\"ESI/1.0\", max-age=1"} {
+		f.Add(s, s)
+	}
+	f.Fuzz(func(t *testing.T, sc, cdn string) {
+		h := http.Header{"Surrogate-Control": {sc}, "Cache-Control": {"max-age=5"}}
+		d := edgeDirectives(h, parseCacheControl(h.Values("Cache-Control")...))
+		if parseCacheControl(sc).noStore && !d.noStore {
+			t.Fatalf("Surrogate-Control %q: no-store lost", sc)
+		}
+		if l, ok := d.lifetime(); ok && l < 0 {
+			t.Fatalf("Surrogate-Control %q: lifetime %v", sc, l)
+		}
+		h.Set("Cdn-Cache-Control", cdn)
+		d = edgeDirectives(h, parseCacheControl(h.Values("Cache-Control")...))
+		if !validTargeted([]string{cdn}) && !reflect.DeepEqual(d, edgeDirectives(http.Header{"Surrogate-Control": {sc}, "Cache-Control": {"max-age=5"}}, parseCacheControl("max-age=5"))) {
+			t.Fatalf("an invalid CDN-Cache-Control %q was followed", cdn)
+		}
+	})
 }

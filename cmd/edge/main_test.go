@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/edgecdn/edge"
 	"github.com/edgecdn/edge/internal/s3test"
 )
 
@@ -244,4 +247,37 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	res.Body.Close()
 	cancel2()
 	<-done
+}
+
+// TestZeroMeansZero checks that 0 for a window, in a flag or in the
+// config file, is none, not "unset": a flag's 0 reaches the sites, and a
+// site's 0 overrides a flag; a site that sets nothing takes the flag's.
+func TestZeroMeansZero(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "edge.yaml")
+	os.WriteFile(cfg, []byte(`sites:
+  - hosts: [zero.example]
+    origin: dir:`+dir+`
+    ttl: 0s
+    stale_if_error: 0s
+  - hosts: [flags.example]
+    origin: dir:`+dir+`
+`), 0o644)
+	o, err := parseFlags([]string{"-config", cfg, "-ttl", "1h", "-stale-while-revalidate", "0", "-stale-if-error", "1h", "-negative-ttl", "0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites, closeOrigins, err := loadSites(context.Background(), o, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeOrigins()
+	type windows struct{ ttl, neg, swr, sie time.Duration }
+	got := func(s edge.Site) windows { return windows{s.TTL, s.NegativeTTL, s.StaleWhileRevalidate, s.StaleIfError} }
+	if w := (windows{0, 0, 0, 0}); got(sites[0]) != w {
+		t.Errorf("site with ttl: 0s and stale_if_error: 0s = %+v, want %+v", got(sites[0]), w)
+	}
+	if w := (windows{time.Hour, 0, 0, time.Hour}); got(sites[1]) != w {
+		t.Errorf("site taking the flags = %+v, want %+v", got(sites[1]), w)
+	}
 }
