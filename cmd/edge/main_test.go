@@ -273,7 +273,9 @@ func TestZeroMeansZero(t *testing.T) {
 	}
 	defer closeOrigins()
 	type windows struct{ ttl, neg, swr, sie time.Duration }
-	got := func(s edge.Site) windows { return windows{s.TTL, s.NegativeTTL, s.StaleWhileRevalidate, s.StaleIfError} }
+	got := func(s edge.Site) windows {
+		return windows{s.TTL, s.NegativeTTL, s.StaleWhileRevalidate, s.StaleIfError}
+	}
 	if w := (windows{0, 0, 0, 0}); got(sites[0]) != w {
 		t.Errorf("site with ttl: 0s and stale_if_error: 0s = %+v, want %+v", got(sites[0]), w)
 	}
