@@ -149,7 +149,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.maxObj, "max-mem-object", "largest body held in memory, in `bytes`; larger objects are served from disk")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file` holding the bearer token the admin listener requires (all but /healthz); required when -admin is not on loopback")
 	fs.StringVar(&o.config, "config", "", "YAML `file` with sites and per-path rules (optional)")
-	fs.BoolVar(&o.accessLog, "access-log", false, "write a JSON access log line per request to stdout")
+	fs.BoolVar(&o.accessLog, "access-log", false, "write a JSON access log line per request to stdout (buffered: out within a second, and at exit)")
 	o.ttl, o.negativeTTL, o.swr, o.sie = edge.DefaultTTL, edge.DefaultNegativeTTL, edge.DefaultStaleWhileRevalidate, edge.DefaultStaleIfError
 	fs.Var((*durationFlag)(&o.ttl), "ttl", "freshness when neither the origin's Cache-Control nor a rule sets one; 0: revalidate before every use")
 	fs.Var((*durationFlag)(&o.negativeTTL), "negative-ttl", "how long a 404 from the origin is cached; 0: not at all")
@@ -276,7 +276,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	}
 	var accessLog *slog.Logger
 	if o.accessLog {
-		accessLog = slog.New(slog.NewJSONHandler(stdout, nil))
+		// Buffered (accesslog.go); written out at the latest a second
+		// after a request, and at exit.
+		buf := newBufferedLog(stdout, log)
+		defer buf.Close()
+		accessLog = slog.New(slog.NewJSONHandler(buf, nil))
 	}
 	// HTTPS (tls.go): certificates and ticket keys report through the
 	// handler's registry and /healthz?verbose.
