@@ -125,9 +125,10 @@ func container(t *testing.T, spec *corev1.PodSpec, name string) *corev1.Containe
 type flags struct {
 	order  []string            // names, in order, repeated ones repeated
 	values map[string][]string // values by name, in order
+	bools  map[string]bool     // names given without a value (-redirect-https)
 }
 
-// first returns the one value of a flag given once; it fails otherwise.
+// one returns the one value of a flag given once; it fails otherwise.
 func (f flags) one(t *testing.T, name string) string {
 	t.Helper()
 	v := f.values[name]
@@ -145,7 +146,7 @@ var varRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
 // defines (the kubelet would pass it on literally), fails the test.
 func parseArgs(t *testing.T, args []string, env map[string]string) flags {
 	t.Helper()
-	f := flags{values: map[string][]string{}}
+	f := flags{values: map[string][]string{}, bools: map[string]bool{}}
 	for _, a := range args {
 		for _, m := range varRef.FindAllStringSubmatch(a, -1) {
 			if _, ok := env[m[1]]; !ok {
@@ -156,7 +157,10 @@ func parseArgs(t *testing.T, args []string, env map[string]string) flags {
 		if !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--") {
 			t.Fatalf("arg %q: want -name=value", a)
 		}
-		name, value, _ := strings.Cut(a[1:], "=")
+		name, value, hasValue := strings.Cut(a[1:], "=")
+		if !hasValue {
+			f.bools[name] = true
+		}
 		f.order = append(f.order, name)
 		f.values[name] = append(f.values[name], value)
 	}
