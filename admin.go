@@ -13,11 +13,12 @@ import (
 )
 
 // AdminHandler serves the admin listener: /metrics (Prometheus text),
-// /stats (cache counters as JSON), /healthz, /debug/pprof/, and the purge
-// API: POST /purge, POST /warm, GET /cache (admin_purge.go, warm.go). It
-// belongs on its own listener, never on the public one.
+// /stats (cache counters as JSON), /healthz, /livez (livez.go),
+// /debug/pprof/, and the purge API: POST /purge, POST /warm, GET /cache
+// (admin_purge.go, warm.go). It belongs on its own listener, never on the
+// public one.
 //
-// With a token, every path but /healthz requires
+// With a token, every path but /healthz and /livez requires
 // "Authorization: Bearer <token>" (Prometheus sends it with
 // authorization.credentials_file); a request without it, or with another,
 // gets 401, is logged, and does nothing. Without a token, the listener is
@@ -33,7 +34,7 @@ func (h *Handler) AdminHandler(token string) http.Handler {
 	want := sha256.Sum256([]byte("Bearer " + token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
-		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		if r.URL.Path != "/healthz" && r.URL.Path != "/livez" && subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			h.errorLog.Warn("admin: request refused: missing or wrong bearer token", "method", r.Method, "path", r.URL.Path, "remote", remoteIP(r))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="edge admin"`)
 			http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
@@ -82,6 +83,7 @@ func (h *Handler) adminMux(purgeAllowed bool) *http.ServeMux {
 		_ = enc.Encode(h.cache.Stats())
 	})
 	mux.HandleFunc("GET /healthz", h.health)
+	mux.HandleFunc("GET /livez", livez)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -146,6 +146,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		h.sites = append(h.sites, st)
 	}
 	h.metrics.reg.MustRegister(newOriginCollector(h.sites))
+	h.metrics.reg.MustRegister(newHealthCollector(h)) // edge_healthy, edge_must_serve: healthmetrics.go
 	h.purgeMetrics = newPurgeMetrics(h.metrics.reg)
 	h.bg, h.stopBG = context.WithCancel(context.Background())
 	return h, nil

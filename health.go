@@ -46,7 +46,20 @@ type PathHealth struct {
 	Site, Path string
 	OK         bool
 	State      string // "fresh", "stale, within stale-if-error", "not cached", ...
+	// Status is State in one word, for metrics (edge_must_serve): one of
+	// the Path* constants.
+	Status string
 }
+
+// The states of a must-serve path, as PathHealth.Status and the state
+// label of edge_must_serve.
+const (
+	PathFresh            = "fresh"               // served from cache, fresh
+	PathStale            = "stale"               // expired, within stale-if-error: served while the origin fails
+	PathPastStaleIfError = "past_stale_if_error" // expired past stale-if-error: not served
+	PathNotCached        = "not_cached"          // never fetched, or evicted
+	PathNotFound         = "not_found"           // the origin answered 404
+)
 
 // stateReporter is an Origin that reports per-origin state
 // (origin.Failover).
@@ -74,15 +87,15 @@ func (h *Handler) Health() Health {
 			}
 			switch {
 			case obj == nil:
-				ph.State = "not cached"
+				ph.State, ph.Status = "not cached", PathNotCached
 			case obj.Meta.Status != http.StatusOK:
-				ph.State = fmt.Sprintf("origin answered %d", obj.Meta.Status)
+				ph.State, ph.Status = fmt.Sprintf("origin answered %d", obj.Meta.Status), PathNotFound
 			case win.fresh(now):
-				ph.OK, ph.State = true, "fresh"
+				ph.OK, ph.State, ph.Status = true, "fresh", PathFresh
 			case win.usable(now):
-				ph.OK, ph.State = true, fmt.Sprintf("stale for %s, within stale-if-error", now.Sub(win.expires).Round(time.Second))
+				ph.OK, ph.State, ph.Status = true, fmt.Sprintf("stale for %s, within stale-if-error", now.Sub(win.expires).Round(time.Second)), PathStale
 			default:
-				ph.State = fmt.Sprintf("stale for %s, past stale-if-error", now.Sub(win.expires).Round(time.Second))
+				ph.State, ph.Status = fmt.Sprintf("stale for %s, past stale-if-error", now.Sub(win.expires).Round(time.Second)), PathPastStaleIfError
 			}
 			hl.OK = hl.OK && ph.OK
 			hl.Paths = append(hl.Paths, ph)

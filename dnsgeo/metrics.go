@@ -88,6 +88,13 @@ func newMetrics() *metrics {
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "dnsgeo_reloads_total", Help: "Reloads of the config or latency file, by result (ok, error).",
 	}, []string{"file", "result"})
+	// Each series starts at 0, so that an alert on increase() sees the
+	// first refused file (a series born at 1 shows no increase).
+	for _, file := range []string{"config", "latency"} {
+		for _, result := range []string{"ok", "error"} {
+			m.reloads.WithLabelValues(file, result)
+		}
+	}
 	m.prefixes = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "dnsgeo_latency_prefixes", Help: "Prefixes in the latency table in use.",
 	})

@@ -104,3 +104,21 @@ func TestBADVERSLabel(t *testing.T) {
 		t.Error("BADVERS counted as BADSIG")
 	}
 }
+
+// Before any reload, every reload series is there at 0, so that an
+// alert on increase(dnsgeo_reloads_total{result="error"}) sees the first
+// refused file.
+func TestReloadCountersStartAtZero(t *testing.T) {
+	ts := startServer(t, mustConfig(t, baseYAML), mustTable(t, baseCSV), Options{})
+	body := scrape(t, ts.Server)
+	for _, want := range []string{
+		`dnsgeo_reloads_total{file="config",result="error"} 0`,
+		`dnsgeo_reloads_total{file="config",result="ok"} 0`,
+		`dnsgeo_reloads_total{file="latency",result="error"} 0`,
+		`dnsgeo_reloads_total{file="latency",result="ok"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

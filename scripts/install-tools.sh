@@ -8,6 +8,9 @@
 #   pebble     Let's Encrypt's ACME test CA for the tls package and cmd/edge;
 #              internal/pebbletest starts it. Its test certificates
 #              (test/certs/) come with the module, in the module cache.
+#   promtool   Prometheus's rule checker and rule unit-test runner, for the
+#              alerting rules in deploy/prometheus (deploy's tests). Not fatal:
+#              without it those tests skip, saying so.
 #   dig, chromium  Debian packages (bind9-dnsutils, chromium), installed with
 #              apt when missing and running as root; the tests that need
 #              them skip otherwise.
@@ -47,6 +50,9 @@ install versitygw github.com/versity/versitygw/cmd/versitygw github.com/versity/
 versitygw=$!
 install pebble github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2 v2.10.1 &
 pebble=$!
+# Prometheus 3.16's promtool (module versions v0.3xx.y are Prometheus 3.xx.y).
+install promtool github.com/prometheus/prometheus/cmd/promtool github.com/prometheus/prometheus v0.316.0 &
+promtool=$!
 
 # apt_install COMMAND PACKAGE WHAT installs Debian's PACKAGE when COMMAND
 # is missing and we are root; otherwise, or when apt fails, the tests that
@@ -77,3 +83,6 @@ apt_install chromium chromium "the browser tests (CORS from a page on another or
 
 wait "$versitygw"
 wait "$pebble"
+if ! wait "$promtool"; then
+	echo "promtool: install failed: deploy's rule tests will skip (or apt-get install prometheus)"
+fi

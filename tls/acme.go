@@ -136,16 +136,23 @@ func NewACME(cfg ACMEConfig) (*ACME, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edge_tls_renewal_failures_total",
+		Help: "Failed attempts to obtain or renew an ACME certificate, by name.",
+	}, []string{"name"})
+	// Every name starts at 0, so that increase() sees the first failure
+	// (a series born at 1 shows no increase) and the series exists for
+	// alerts and dashboards before anything fails.
+	for _, d := range domains {
+		failures.WithLabelValues(d)
+	}
 	return &ACME{
-		cfg:     cfg,
-		domains: domains,
-		leases:  store.NewLeases(cfg.Store, cfg.Holder, cfg.Now),
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "edge_tls_renewal_failures_total",
-			Help: "Failed attempts to obtain or renew an ACME certificate, by name.",
-		}, []string{"name"}),
+		cfg:      cfg,
+		domains:  domains,
+		leases:   store.NewLeases(cfg.Store, cfg.Holder, cfg.Now),
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		failures: failures,
 		certs:    map[string]*tls.Certificate{},
 		lastErr:  map[string]string{},
 		nextTry:  map[string]time.Time{},

@@ -384,7 +384,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 			log.Warn("site has no must-serve paths: /healthz cannot tell whether it can serve; set -must-serve or must_serve", "origin", s.Origin.String(), "hosts", s.Hosts)
 		}
 	}
-	log.Info("edge serving", "http", pl.Addr().String(), "admin", al.Addr().String(), "version", buildVersion(), "sites", len(sites), "cache_dir", o.cacheDir)
+	serving := []any{"http", pl.Addr().String(), "admin", al.Addr().String()}
+	if tside != nil {
+		serving = append(serving, "https", tside.addr.String())
+	}
+	log.Info("edge serving", append(serving, "version", buildVersion(), "sites", len(sites), "cache_dir", o.cacheDir)...)
 	if hk.terminal || isTerminal(stderr) {
 		// For a person at a terminal (make run); log pipelines get JSON only.
 		what := fmt.Sprintf("%d site(s)", len(sites))
