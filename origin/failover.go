@@ -207,7 +207,10 @@ type OriginState struct {
 //     is tried at once. So is it after an HTTP origin's own 5xx answer
 //     (StatusError): the origin is up and chose to fail, and asking it
 //     again at once would add load where it hurts (nginx's
-//     proxy_next_upstream does not retry one either).
+//     proxy_next_upstream does not retry one either). Such an answer does
+//     not count against the circuit either: the circuit is for origins
+//     that do not answer, and counting one broken URL's 500s would let it
+//     open the circuit for every other URL.
 //   - When the caller's ctx is done, Get stops, and that is not counted
 //     against the origin.
 //
@@ -385,6 +388,15 @@ func (f *Failover) getFrom(ctx context.Context, m *member, key string, cond Cond
 		if ctx.Err() != nil {
 			return nil, false, err // the caller gave up: not the origin's fault
 		}
+		if se := (*StatusError)(nil); errors.As(err, &se) {
+			// The origin answered, with its own 5xx: it is up, and failing
+			// by choice on this key. That is not counted against its
+			// circuit, or one broken URL asked five times would open the
+			// circuit for every other; nor is it asked again (see
+			// worthRetrying). The next origin is.
+			f.noteError(m, err)
+			return nil, false, err
+		}
 		f.failed(m, key, err)
 		if !worthRetrying(err) {
 			break
@@ -394,10 +406,9 @@ func (f *Failover) getFrom(ctx context.Context, m *member, key string, cond Cond
 }
 
 // worthRetrying reports whether a failure may pass if the same origin is
-// asked again: not a 403, nor an HTTP origin's own 5xx answer.
+// asked again: not a 403.
 func worthRetrying(err error) bool {
-	var se *StatusError
-	return !errors.Is(err, ErrForbidden) && !errors.As(err, &se)
+	return !errors.Is(err, ErrForbidden)
 }
 
 // isAnswer reports whether err (from an origin's Get) is an answer rather
@@ -494,6 +505,14 @@ func (f *Failover) succeeded(m *member, key string, err error) {
 	// A late success while open (a request that was already in flight) is
 	// evidence too; the prober notices and exits.
 	f.setStateLocked(m, Closed) // unlocks f.mu
+}
+
+// noteError records err as m's last error, for States, without counting
+// it as a failure.
+func (f *Failover) noteError(m *member, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m.lastErr, m.lastErrAt = err.Error(), f.cfg.Now()
 }
 
 // failed records a failure of m on key, opening its circuit at the

@@ -396,6 +396,34 @@ func TestFailoverCircuitOpens(t *testing.T) {
 	}
 }
 
+// TestFailoverOriginErrorKeepsCircuitClosed: an HTTP origin's own 5xx
+// answers, however many, never open its circuit (one broken URL must not
+// take the origin away from every other URL), but still show as its last
+// error and still fail over.
+func TestFailoverOriginErrorKeepsCircuitClosed(t *testing.T) {
+	a := newFake("a", fail(&StatusError{Status: 500, key: "/broken"}))
+	b := newFake("b", serve("B"))
+	cfg := testConfig()
+	cfg.FailureThreshold = 2
+	cfg.probeTick = make(chan time.Time) // never ticks
+	f := NewFailover([]Origin{a, b}, cfg)
+	defer f.Close()
+	for range 5 {
+		obj, err := f.Get(context.Background(), "/broken", Conditions{})
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		readAll(t, obj)
+	}
+	st := f.States()[0]
+	if st.State != Closed || st.ConsecutiveFailures != 0 || !strings.Contains(st.LastError, "500") {
+		t.Errorf("a: %+v, want closed, no failures counted, the 500 as last error", st)
+	}
+	if a.count() != 5 || b.count() != 5 {
+		t.Errorf("calls a, b = %d, %d; want 5, 5: one try each, then the next origin", a.count(), b.count())
+	}
+}
+
 func TestFailoverSuccessResetsCount(t *testing.T) {
 	a := newFake("a", fail(errBoom))
 	cfg := testConfig()
