@@ -192,6 +192,11 @@ func (c *Cache) Lookup(key string) *Object {
 
 // lookupDisk is Lookup's disk tier.
 func (c *Cache) lookupDisk(key string) *Object {
+	// The floor is read before the record: the lurker writes records,
+	// then raises the floor, so every rule up to the floor read here is
+	// in the record read after it. Read the other way round, a record
+	// read just before the lurker marked it would pass as checked.
+	floor := c.purge.floor.Load()
 	raw, ok := c.disk.Meta(key)
 	if !ok {
 		return nil
@@ -205,7 +210,7 @@ func (c *Cache) lookupDisk(key string) *Object {
 	c.diskHits.Add(1)
 	obj := newObject(key, m, nil)
 	// The lurker has applied the rules up to the floor to every record.
-	obj.checkedUpTo(c.purge.floor.Load())
+	obj.checkedUpTo(floor)
 	if obj.checked.Load() < c.purge.last.Load() {
 		if obj = c.recheck(obj, nil); obj == nil {
 			return nil

@@ -454,6 +454,7 @@ func (c *Cache) recheckOnce(obj *Object, lp *lurkPlan) *Object {
 // them to its disk record. An object with no record (memory only: the
 // disk was failing) is dropped, to be fetched again.
 func (c *Cache) recheckFromDisk(obj *Object) *Object {
+	floor := c.purge.floor.Load() // before the record: see lookupDisk
 	raw, ok := c.disk.Meta(obj.Key)
 	if !ok {
 		c.mem.Del(obj.Key)
@@ -465,7 +466,6 @@ func (c *Cache) recheckFromDisk(obj *Object) *Object {
 		c.mem.Del(obj.Key)
 		return c.lookupDisk(obj.Key)
 	}
-	floor := c.purge.floor.Load()
 	if m.SoftPurged && !obj.Meta.SoftPurged {
 		n := obj.withMeta(m)
 		n.checkedUpTo(max(m.Checked, floor))
