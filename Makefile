@@ -15,15 +15,13 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-## tools: the pinned test servers (versitygw) into ./bin
+## tools: the pinned test tools (versitygw, pebble, promtool; dig and chromium with apt) into ./bin
 tools:
 	./scripts/install-tools.sh
 
-## test: vet, then every test with the race detector, then each fuzz target briefly
-test: tools
-	$(GO) vet ./...
-	PATH="$(BIN):$$PATH" $(GO) test -race -count=1 ./...
-	./scripts/fuzz.sh 2000x
+## test: vet, then every test with the race detector, then each fuzz target briefly (scripts/test.sh; builds the tools into ./bin meanwhile)
+test:
+	./scripts/test.sh
 
 ## fuzz: every fuzz target for FUZZTIME each (default 60s)
 fuzz:
