@@ -70,6 +70,7 @@ type browser struct {
 	mu      sync.Mutex
 	addrs   []netip.Addr // the cached answer
 	expires time.Time
+	phase   float64  // the first answer is kept for this fraction of its TTL
 	addrIdx sync.Map // *tls.Conn → position of its address in the answer
 }
 
@@ -89,6 +90,10 @@ var browserHeaders = map[string]string{
 func newBrowser(pop, id int, v *view, servers []netip.AddrPort, n *network, objs []*object, rec *recorder, roots *x509.CertPool) *browser {
 	b := &browser{pop: pop, id: id, view: v, servers: servers, port: n.httpsPort(), objects: objs,
 		tenant: 1 + id%(len(objs)-1), rec: rec, net: n, roots: roots}
+	// The browsers of a real population resolved at random moments:
+	// their cached answers expire at random moments too. Browsers that
+	// all started together would expire together, every TTL.
+	b.phase = rand.New(rand.NewPCG(uint64(pop)<<32|uint64(id), 7)).Float64()
 	b.tr = &http.Transport{
 		DialTLSContext:        b.dialTLS,
 		ForceAttemptHTTP2:     true,
@@ -310,6 +315,9 @@ func (b *browser) resolve(ctx context.Context) ([]netip.Addr, error) {
 			continue
 		}
 		b.mu.Lock()
+		if b.expires.IsZero() {
+			ttl = time.Duration(float64(ttl) * b.phase)
+		}
 		b.addrs, b.expires = addrs, time.Now().Add(ttl)
 		b.mu.Unlock()
 		return addrs, nil

@@ -2,10 +2,12 @@ package lab
 
 import (
 	"bytes"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -108,6 +110,7 @@ type Report struct {
 	DNSConfig  string            // the dnsgeo config, as served
 	Results    []*Result
 	Records    []record
+	Paths      []string // the objects' paths, by record.Object
 	Spans      []span
 	Took       time.Duration
 	EdgeFlags  []string // one edge's flags, as an example
@@ -173,6 +176,9 @@ func (w *World) report() *Report {
 		Released: w.doneAt, Dir: w.dir, Pids: w.procs.pids()}
 	for k := range w.net.regions {
 		rep.Prefixes = append(rep.Prefixes, w.net.clientPrefix(k).String())
+	}
+	for _, o := range w.objects {
+		rep.Paths = append(rep.Paths, o.path)
 	}
 	rep.DNSConfig = strings.ReplaceAll(w.dnsgeoConfig(), w.dir, "$RUN")
 	if es := w.allEdges(); len(es) > 0 {
@@ -348,4 +354,30 @@ func orDev(s string) string {
 		return "(unknown)"
 	}
 	return s
+}
+
+// WriteCSV writes every request of the run, one per line, for analysis
+// beyond the report: times in seconds since the run began, the
+// browser's region and number, the object, the region that answered
+// ("" for none), the position of the address that answered in the DNS
+// answer, the status, the version served, whether it was stale, and
+// the error.
+func (r *Report) WriteCSV(out io.Writer) error {
+	cw := csv.NewWriter(out)
+	cw.Write([]string{"start_s", "end_s", "browsers_of", "browser", "path", "answered_by", "address", "status", "version", "stale", "error"})
+	name := func(k int) string {
+		if k < 0 || k >= len(r.Regions) {
+			return ""
+		}
+		return r.Regions[k]
+	}
+	for _, rec := range r.Records {
+		cw.Write([]string{
+			strconv.FormatFloat(rec.Start.Seconds(), 'f', 3, 64), strconv.FormatFloat(rec.End.Seconds(), 'f', 3, 64),
+			name(rec.Pop), strconv.Itoa(rec.Browser), r.Paths[rec.Object], name(rec.Region), strconv.Itoa(rec.Addr),
+			strconv.Itoa(rec.Status), strconv.Itoa(rec.Version), strconv.FormatBool(rec.Stale), rec.Err,
+		})
+	}
+	cw.Flush()
+	return cw.Error()
 }

@@ -54,8 +54,8 @@ func (w *World) runScenarios(ctx context.Context) error {
 					break
 				}
 			}
-			if err == nil && w.fallback {
-				err = w.setFallback(ctx, false) // the default, for what follows
+			if err == nil {
+				err = w.useFallback(ctx, false) // the default, for what follows
 			}
 		case S3Loss:
 			_, err = w.s3Loss(ctx)

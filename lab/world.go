@@ -523,6 +523,20 @@ func (w *World) setFallback(ctx context.Context, on bool) error {
 	return nil
 }
 
+// useFallback sets dnsgeo's fallback (setFallback) and, when that
+// changed it, waits a TTL: until every answer the browsers cached was
+// given with the new setting.
+func (w *World) useFallback(ctx context.Context, on bool) error {
+	if on == w.fallback {
+		return nil
+	}
+	if err := w.setFallback(ctx, on); err != nil {
+		return err
+	}
+	w.logf("waiting a DNS TTL (%s) for the browsers' cached answers to carry it", w.o.DNSTTL)
+	return wait(ctx, w.o.DNSTTL+time.Second)
+}
+
 // startBrowsers starts every region's browsers.
 func (w *World) startBrowsers() {
 	n := w.net

@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 	keep := fs.Bool("keep", false, "leave the world running after the scenarios, until interrupted, and print how to reach it")
 	out := fs.String("out", "lab/results", "`directory` the report (Markdown and PNG) is written to")
+	records := fs.String("records", "", "also write every browser request to this CSV `file`")
 	clients := fs.Int("clients", 6, "simulated browsers per region")
 	edges := fs.Int("edges", 2, "edges per region (1 or 2)")
 	mode := fs.String("mode", string(lab.ModeAuto), "auto (namespaces when root, else loopback addresses), netns or loopback")
@@ -74,6 +75,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "edge-lab: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return exitUsage
+	}
+	// Zero means "the default" to package lab; on the command line it is
+	// a mistake.
+	switch {
+	case *clients < 1:
+		fmt.Fprintf(stderr, "edge-lab: -clients %d: at least 1\n", *clients)
+		return exitUsage
+	case *edges < 1:
+		fmt.Fprintf(stderr, "edge-lab: -edges %d: 1 or 2\n", *edges)
+		return exitUsage
+	case *duration <= 0:
+		fmt.Fprintf(stderr, "edge-lab: -duration %s: at least 2s\n", *duration)
 		return exitUsage
 	}
 	regs, err := lab.ParseRegions(*regions)
@@ -104,6 +118,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	fmt.Fprintf(stderr, "edge-lab: report: %s, chart: %s\n", md, png)
+	if *records != "" {
+		f, err := os.Create(*records)
+		if err == nil {
+			err = rep.WriteCSV(f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "edge-lab: -records: %v\n", err)
+			return exitFailed
+		}
+	}
 	switch {
 	case err != nil:
 		fmt.Fprintf(stderr, "edge-lab: %v\n", err)
