@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -166,18 +167,38 @@ func ip(ctx context.Context, args ...string) error {
 var (
 	staleNetns  = regexp.MustCompile(`^edgelab(\d+)-`)
 	staleBridge = regexp.MustCompile(`^elab(\d+)$`)
+	staleDir    = regexp.MustCompile(`^edge-lab-(\d+)-`)
 )
+
+// alive reports whether the process pid (a string) may still run.
+func alive(pid string) bool {
+	n, err := strconv.Atoi(pid)
+	if err != nil || n == os.Getpid() {
+		return true
+	}
+	err = syscall.Kill(n, 0)
+	return err == nil || err == syscall.EPERM
+}
+
+// removeStaleDirs deletes the run directories of lab runs whose process
+// no longer exists (a run killed with SIGKILL cannot remove its own).
+func removeStaleDirs(logf func(string, ...any)) {
+	entries, err := os.ReadDir(os.TempDir())
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if m := staleDir.FindStringSubmatch(e.Name()); m != nil && e.IsDir() && !alive(m[1]) {
+			if err := os.RemoveAll(filepath.Join(os.TempDir(), e.Name())); err == nil {
+				logf("removed %s, left by a lab run that is gone", filepath.Join(os.TempDir(), e.Name()))
+			}
+		}
+	}
+}
 
 // removeStale deletes namespaces and bridges left by lab runs whose
 // process no longer exists, and says what it removed.
 func removeStale(ctx context.Context, logf func(string, ...any)) {
-	alive := func(pid string) bool {
-		n, err := strconv.Atoi(pid)
-		if err != nil || n == os.Getpid() {
-			return true
-		}
-		return syscall.Kill(n, 0) == nil || syscall.Kill(n, 0) == syscall.EPERM
-	}
 	if out, err := exec.CommandContext(ctx, "ip", "netns", "list").Output(); err == nil {
 		for _, line := range strings.Split(string(out), "\n") {
 			name, _, _ := strings.Cut(strings.TrimSpace(line), " ")

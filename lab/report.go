@@ -196,8 +196,13 @@ func (r *Report) Save(dir string) (md, png string, err error) {
 		return "", "", err
 	}
 	base := "lab-" + r.Date.UTC().Format("2006-01-02")
-	if r.Version != "" {
-		base += "-" + r.Version
+	if v := strings.Trim(strings.Map(func(c rune) rune {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' {
+			return c
+		}
+		return -1
+	}, r.Version), "-."); v != "" {
+		base += "-" + v
 	}
 	md, png = filepath.Join(dir, base+".md"), filepath.Join(dir, base+".png")
 	var img bytes.Buffer

@@ -95,7 +95,8 @@ func newWorld(ctx context.Context, o Options) (w *World, err error) {
 			w = nil
 		}
 	}()
-	if w.dir, err = os.MkdirTemp("", "edge-lab-"); err != nil {
+	removeStaleDirs(w.logf)
+	if w.dir, err = os.MkdirTemp("", fmt.Sprintf("edge-lab-%d-", os.Getpid())); err != nil {
 		return w, err
 	}
 	w.logf("building edge, dnsgeo and purge")
