@@ -93,9 +93,9 @@ type Options struct {
 	// short form in the tests shortens both to save time.
 	DNSTTL         time.Duration
 	HealthInterval time.Duration
-	// PurgePoll is the edges' -purge-poll. Zero means 1s: below
-	// dnsgeo's interval × (rise − 1), so a region back from a partition
-	// has read the journal before dnsgeo sends it browsers again.
+	// PurgePoll is the edges' -purge-poll. Zero means 1s: a region cut
+	// off during a release catches up from the journal soon after its
+	// link returns (its own dnsgeo may send browsers back at once).
 	PurgePoll time.Duration
 	// PurgeTimeout is the purge CLI's --timeout. Zero means the CLI's
 	// default (10 s): with a region cut off, each purge command waits

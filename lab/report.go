@@ -124,10 +124,14 @@ type Report struct {
 	Pids []int
 }
 
-// Released is one release: its version, and when the CLI said done.
+// Released is one release: its version, and when the CLI said done;
+// with the region that was cut off during its purge, and when that
+// region's link came back.
 type Released struct {
 	Version int
 	At      time.Duration
+	CutOff  int           // region index; -1: none
+	Healed  time.Duration // when CutOff's link came back
 }
 
 // Expected is the oldest version a request started at t may get.
@@ -142,8 +146,11 @@ func (r *Report) Expected(t time.Duration) int {
 }
 
 // RequestsStats counts the browsers' requests of the run: all, failed,
-// with wrong bytes, and with a version older than Expected.
-func (r *Report) RequestsStats() (all, failed, wrong, old int) {
+// with wrong bytes, and with a version older than Expected: answered by
+// an edge the purge reached (old), or by a region that was cut off
+// during the purge, after its link came back (oldHealed: it had to
+// catch up from the journal by itself).
+func (r *Report) RequestsStats() (all, failed, wrong, old, oldHealed int) {
 	for _, rec := range r.Records {
 		all++
 		if !rec.ok() {
@@ -152,7 +159,18 @@ func (r *Report) RequestsStats() (all, failed, wrong, old int) {
 		if strings.HasPrefix(rec.Err, "wrong bytes") {
 			wrong++
 		}
-		if rec.Version > 0 && rec.Version < r.Expected(rec.Start) {
+		if rec.Version == 0 || rec.Version >= r.Expected(rec.Start) {
+			continue
+		}
+		healed := false
+		for _, d := range r.Released {
+			if d.CutOff >= 0 && rec.Region == d.CutOff && rec.Start >= d.Healed && d.Version > rec.Version {
+				healed = true
+			}
+		}
+		if healed {
+			oldHealed++
+		} else {
 			old++
 		}
 	}

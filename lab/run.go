@@ -23,15 +23,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	runErr := w.runScenarios(ctx)
+	kept := false
 	if runErr == nil && o.Keep {
 		w.describe()
-		<-ctx.Done()
+		<-ctx.Done() // the interrupt that ends -keep is no failure
+		kept = true
 	}
 	rep := w.report()
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil && !kept:
 		rep.Interrupts = "interrupted"
 		runErr = ctx.Err()
-	} else if runErr != nil {
+	case runErr != nil:
 		rep.Interrupts = runErr.Error()
 	}
 	w.logf("removing the world")

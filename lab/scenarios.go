@@ -377,7 +377,7 @@ func (w *World) releaseOnce(ctx context.Context, cut int) (*Result, error) {
 	tag := w.purge(ctx, append([]string{"tag", fmt.Sprintf("release-%d", v-1)}, extra...))
 	verify := w.purge(ctx, append(append([]string{"url"}, urls...), append([]string{"--verify", "--origin", s3URL(bucketPrimary, sitePrefix, w.s3.endpoint())}, extra...)...))
 	tDone := w.rec.event("purge --verify said done")
-	w.doneAt = append(w.doneAt, Released{Version: v, At: tDone})
+	w.doneAt = append(w.doneAt, Released{Version: v, At: tDone, CutOff: cut})
 	warm := w.purge(ctx, append(append([]string{"warm"}, urls...), extra...))
 	w.rec.event("warmed")
 
@@ -406,6 +406,7 @@ func (w *World) releaseOnce(ctx context.Context, cut int) (*Result, error) {
 			return nil, err
 		}
 		healAt = w.rec.event("healed the link of " + w.net.regions[cut])
+		w.doneAt[len(w.doneAt)-1].Healed = healAt
 		if err := w.partition(ctx, cut, false); err != nil {
 			stopPoll()
 			return nil, err
@@ -470,6 +471,18 @@ func (w *World) releaseOnce(ctx context.Context, cut int) (*Result, error) {
 			res.figure(w.net.regions[cut]+": time from the heal until its edges served the new version", secs(max(at-healAt, 0)))
 		}
 		res.goal(w.net.regions[cut]+": requests it answered with the old version once reachable again", strconv.Itoa(oldCut), "0", oldCut == 0)
+		if oldCut > 0 {
+			var first, last time.Duration = -1, 0
+			for _, r := range recs {
+				if r.Region == cut && r.Version > 0 && r.Version < w.expected(r.Start) {
+					if first < 0 {
+						first = r.Start
+					}
+					last = max(last, r.Start)
+				}
+			}
+			res.figure(w.net.regions[cut]+": those requests started", fmt.Sprintf("from +%s to +%s after the heal", secs(first-healAt), secs(last-healAt)))
+		}
 		if !back {
 			res.goal("browsers of "+w.net.regions[cut]+" back on it, its edges on the new version", "not within "+secs(4*w.failoverBound()), "yes", false)
 		}
