@@ -93,7 +93,8 @@ func (r *Report) WritePNG(out io.Writer) error {
 			x1 = x(float64(secsTotal))
 		}
 		fill(img, image.Rect(x0, padT, x1, axisY+failBand), chartBand[i%2])
-		label(img, x0+3, padT-8-14*(i%3), sp.Name, chartAxis)
+		lx := min(x0+3, chartW-padR-7*len(sp.Name)) // 7 pixels a character: the name stays in the picture
+		label(img, lx, padT-8-14*(i%3), sp.Name, chartAxis)
 		for _, e := range sp.Events {
 			ex := at(e.At)
 			fill(img, image.Rect(ex, padT, ex+1, padT+10), chartEvent)
