@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 )
 
 // object is one file the CDN serves, in every version the lab uploaded,
@@ -15,20 +16,37 @@ type object struct {
 	contentType  string
 	cacheControl string
 	tag          string // surrogate key besides the release's
-	versions     [][]byte
-	sums         map[[32]byte]int // sha256 of a version → its number (from 1)
+
+	mu       sync.RWMutex // a release adds versions while browsers check bodies
+	versions [][]byte
+	sums     map[[32]byte]int // sha256 of a version → its number (from 1)
 }
 
 // key is the object's key in the buckets.
 func (o *object) key() string { return sitePrefix + o.path }
 
 // version returns the number of the version body is, or 0 for none.
-func (o *object) version(body []byte) int { return o.sums[sha256.Sum256(body)] }
+func (o *object) version(body []byte) int {
+	sum := sha256.Sum256(body)
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.sums[sum]
+}
 
-// add makes version len(versions)+1.
-func (o *object) add(body []byte) {
+// add makes body version len(versions)+1 and returns its number.
+func (o *object) add(body []byte) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	o.versions = append(o.versions, body)
 	o.sums[sha256.Sum256(body)] = len(o.versions)
+	return len(o.versions)
+}
+
+// get returns version v (from 1).
+func (o *object) get(v int) []byte {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.versions[v-1]
 }
 
 // tags are the object's surrogate keys in version v.

@@ -44,6 +44,7 @@ type network struct {
 	pid     int
 	octet   int      // netns: N of 10.N.0.0/16
 	bridge  string   // netns: the bridge
+	veths   []string // netns: the veths' ends on the bridge
 	region  []*netns // netns: by region index
 	clients []*netns // netns: the browsers of each region
 }
@@ -258,11 +259,12 @@ func (n *network) setup(ctx context.Context, logf func(string, ...any)) error {
 		if err != nil {
 			return nil, err
 		}
-		cmds := [][]string{{"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name}, {"link", "set", veth, "master", n.bridge, "up"}}
-		for _, c := range cmds {
-			if err := ip(ctx, c...); err != nil {
-				return ns, err
-			}
+		if err := ip(ctx, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name); err != nil {
+			return ns, err
+		}
+		n.veths = append(n.veths, veth)
+		if err := ip(ctx, "link", "set", veth, "master", n.bridge, "up"); err != nil {
+			return ns, err
 		}
 		for _, a := range addrs {
 			if err := ns.ip(ctx, "addr", "add", a.String()+"/16", "dev", "eth0"); err != nil {
@@ -334,6 +336,14 @@ func (n *network) cut(ctx context.Context, k int, down bool) error {
 // bridge, and reports what it could not delete.
 func (n *network) teardown() error {
 	var errs []error
+	// A namespace outlives its name while anything still refers to it,
+	// and its veth with it: deleting our end deletes both, now.
+	for _, v := range n.veths {
+		if err := ip(context.Background(), "link", "del", v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.veths = nil
 	for _, ns := range append(n.region, n.clients...) {
 		if err := ns.delete(); err != nil {
 			errs = append(errs, err)

@@ -33,6 +33,7 @@ type s3Proxy struct {
 	name  string
 	ln    net.Listener
 	srv   *http.Server
+	tr    *http.Transport
 	fault atomic.Int32
 
 	mu      sync.Mutex
@@ -60,6 +61,7 @@ func newS3Proxy(name string, ns *netns, listen netip.AddrPort, target string) (*
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     30 * time.Second,
 	}
+	p.tr = tr
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
@@ -178,4 +180,7 @@ func (p *s3Proxy) close() {
 		p.srv.Close()
 	}
 	p.srv.Close()
+	// Its connections to S3 were made in the edge's namespace: closed,
+	// they no longer hold it.
+	p.tr.CloseIdleConnections()
 }

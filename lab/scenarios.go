@@ -355,7 +355,7 @@ func (w *World) releaseOnce(ctx context.Context, cut int) (*Result, error) {
 	for _, o := range w.objects {
 		o.add(body(o, v))
 		for _, b := range []string{bucketPrimary, bucketReplica} {
-			if err := w.s3.put(ctx, b, o.key(), o.versions[v-1], o.contentType, o.cacheControl, o.tags(v)); err != nil {
+			if err := w.s3.put(ctx, b, o.key(), o.get(v), o.contentType, o.cacheControl, o.tags(v)); err != nil {
 				return nil, err
 			}
 		}

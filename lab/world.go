@@ -132,7 +132,7 @@ func newWorld(ctx context.Context, o Options) (w *World, err error) {
 	}
 	for _, obj := range w.objects {
 		for _, b := range []string{bucketPrimary, bucketReplica} {
-			if err = w.s3.put(ctx, b, obj.key(), obj.versions[0], obj.contentType, obj.cacheControl, obj.tags(1)); err != nil {
+			if err = w.s3.put(ctx, b, obj.key(), obj.get(1), obj.contentType, obj.cacheControl, obj.tags(1)); err != nil {
 				return w, err
 			}
 		}
