@@ -33,6 +33,11 @@ bench:
 bench-quick:
 	$(GO) run ./bench -quick $(BENCHFLAGS)
 
+## lab: the whole CDN on this machine (three regions, every scenario), report in lab/results/ (root: namespaces)
+.PHONY: lab
+lab: tools
+	PATH="$(BIN):$$PATH" $(GO) run ./cmd/edge-lab $(LABFLAGS)
+
 docker:
 	docker build -t edge:$(VERSION) .
 

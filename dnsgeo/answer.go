@@ -21,11 +21,20 @@ type reply struct {
 	opt      *dns.OPT // the reply's OPT record, nil without EDNS
 }
 
+// pinned fixes a routed answer in advance, whatever the client and the
+// health of the regions: compile builds the answer of every region (and,
+// with Config.Fallback, of every pair of a region and its fallback).
+// region -1 routes by client and health; fallback -1 adds no fallback
+// address.
+type pinned struct{ region, fallback int }
+
+// unpinned routes by client and health.
+var unpinned = pinned{region: -1, fallback: -1}
+
 // answer builds the response to the query r from client. wire is the
 // query as it was received, for what parsing loses (the length of the
-// ECS address); nil for queries built here. region, when not -1, is
-// the region a routed answer goes to, whatever the client and the
-// health of the regions (compile builds every region's answer).
+// ECS address); nil for queries built here. pin, unless unpinned, fixes
+// the regions a routed answer goes to.
 //
 // The reply's question and owner names are in lower case, whatever the
 // query's spelling: the caller copies the query's name over the packed
@@ -33,7 +42,7 @@ type reply struct {
 // bytes, and whether it fits in the client's buffer, never depend on
 // the case of the query, which some resolvers randomize as a defence
 // against spoofing (draft-vixie-dnsext-dns0x20) and then check.
-func (st *snapshot) answer(r *dns.Msg, wire []byte, client netip.Addr, region int) *reply {
+func (st *snapshot) answer(r *dns.Msg, wire []byte, client netip.Addr, pin pinned) *reply {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Compress = true
@@ -144,7 +153,7 @@ func (st *snapshot) answer(r *dns.Msg, wire []byte, client netip.Addr, region in
 	rep.class = rrlClassAnswer
 	rep.name = lname
 
-	scope := st.resolve(rep, lname, q.Qtype, client, region)
+	scope := st.resolve(rep, lname, q.Qtype, client, pin)
 	if m.Rcode == dns.RcodeNameError {
 		rep.class = rrlClassNXDomain
 		rep.name = st.zone.origin
@@ -206,7 +215,7 @@ func ecsPrefix(e *dns.EDNS0_SUBNET) (netip.Prefix, bool) {
 
 // resolve fills rep.msg with the answer for (lname, qtype) and returns
 // the ECS scope of that answer: 0 unless the answer was routed.
-func (st *snapshot) resolve(rep *reply, lname string, qtype uint16, client netip.Addr, region int) int {
+func (st *snapshot) resolve(rep *reply, lname string, qtype uint16, client netip.Addr, pin pinned) int {
 	m, z := rep.msg, st.zone
 	var n *node
 	for hops := 0; ; hops++ {
@@ -248,15 +257,16 @@ func (st *snapshot) resolve(rep *reply, lname string, qtype uint16, client netip
 		return 0
 	case n.routed && (qtype == dns.TypeA || qtype == dns.TypeAAAA):
 		var (
-			regions []uint8
-			first   uint8
-			scope   int
-			src     routeSource
+			regions  []uint8
+			fallback int
+			first    uint8
+			scope    int
+			src      routeSource
 		)
-		if region >= 0 {
-			regions, first = []uint8{uint8(region)}, uint8(region)
+		if pin.region >= 0 {
+			regions, fallback, first = []uint8{uint8(pin.region)}, pin.fallback, uint8(pin.region)
 		} else {
-			regions, first, scope, src = st.router.route(client, st.prober.Down())
+			regions, fallback, first, scope, src = st.router.route(client, st.prober.Down(), qtype == dns.TypeAAAA)
 		}
 		rep.routed, rep.source = true, src
 		switch {
@@ -268,7 +278,7 @@ func (st *snapshot) resolve(rep *reply, lname string, qtype uint16, client netip
 		default:
 			rep.region = int(regions[0])
 		}
-		rrs := st.router.addrRecords(regions, lname, qtype, st.cfg.TTL)
+		rrs := st.router.addrRecords(regions, fallback, lname, qtype, st.cfg.TTL)
 		if len(rrs) == 0 {
 			// The region has no address of this family: NODATA, and
 			// the client uses the other family of the same region.

@@ -64,6 +64,15 @@ type Config struct {
 	// DefaultOrder is the region preference for clients whose network
 	// is not in the latency table. Regions left out follow, by name.
 	DefaultOrder []string `yaml:"default_order"`
+	// Fallback, when true, adds to a routed answer, after the addresses
+	// of the region that answers, the first address of the next healthy
+	// region in the client's order: a browser whose connections to the
+	// first region are refused or time out tries that one at once,
+	// instead of failing until the answer's TTL runs out. False (the
+	// default) answers with one region's addresses only, as Route53
+	// latency records do. The cost: a client that fails one connection
+	// (a single address flapping, a lost SYN) lands on a farther region.
+	Fallback bool `yaml:"fallback"`
 	// Health configures the prober.
 	Health HealthConfig `yaml:"health"`
 	// RRL configures response rate limiting.

@@ -26,7 +26,10 @@
 //     longest-prefix match in the Table gives a preference order of
 //     regions (fastest first); the first region not down answers. No
 //     match: the configured default order. Every region down: all of
-//     them. The ECS option is echoed with the scope of the answer.
+//     them. With Config.Fallback, the first address of the next region
+//     up in that order follows the answer's own, for browsers to try
+//     when the first region refuses or hangs. The ECS option is echoed
+//     with the scope of the answer.
 //  5. UDP responses, errors included, are rate limited per client
 //     network (RRL) and cut to the client's buffer: an answer that does
 //     not fit is sent empty with TC set, and the client retries over TCP.

@@ -44,12 +44,23 @@ func (n *cnode) entry(qtype uint16) *centry {
 	return n.other
 }
 
-// centry is the answer to one (name, type): one image, or one per
-// region for a routed answer.
+// centry is the answer to one (name, type): one image, or for a routed
+// answer one per region, and with Config.Fallback one per pair of a
+// region and its fallback region (see imageIndex).
 type centry struct {
 	images []image
 	routed bool
 	class  byte // RRL class
+}
+
+// imageIndex is the position in centry.images of the routed answer by
+// region with fallback region fb (-1: none), among n regions: region
+// alone without Config.Fallback, else region×(n+1) + fb+1.
+func imageIndex(fallback bool, n, region, fb int) int {
+	if !fallback {
+		return region
+	}
+	return region*(n+1) + fb + 1
 }
 
 // image is one reply in wire form.
@@ -151,28 +162,47 @@ func answerTypes(z *zone, name string) []uint16 {
 }
 
 // compileEntry runs the reference path on a query for (name, qtype)
-// without EDNS: once, or for every region when the answer is routed.
-// nil when it cannot be packed: such queries take the slow path.
+// without EDNS: once, or for every region when the answer is routed
+// (with Config.Fallback, for every region and fallback region: n×(n+1)
+// replies, 12 for three regions). nil when it cannot be packed: such
+// queries take the slow path.
 func (st *snapshot) compileEntry(name string, qtype uint16) *centry {
-	img := func(region int) (image, *reply, bool) {
+	img := func(pin pinned) (image, *reply, bool) {
 		q := new(dns.Msg)
 		q.SetQuestion(name, qtype)
 		q.RecursionDesired = false
-		rep := st.answer(q, nil, netip.Addr{}, region)
+		rep := st.answer(q, nil, netip.Addr{}, pin)
 		return packImage(rep.msg), rep, rep.msg.Rcode == dns.RcodeSuccess || rep.msg.Rcode == dns.RcodeNameError
 	}
-	first, rep, ok := img(0)
+	first, rep, ok := img(pinned{region: 0, fallback: -1})
 	if !ok || first.full == nil {
 		return nil
 	}
 	e := &centry{images: []image{first}, routed: rep.routed, class: rep.class}
-	if rep.routed {
-		for i := 1; i < len(st.router.regions); i++ {
-			im, _, ok := img(i)
+	if !rep.routed {
+		return e
+	}
+	n, fallback := len(st.router.regions), st.cfg.Fallback
+	size := n
+	if fallback {
+		size = n * (n + 1)
+	}
+	e.images = make([]image, size)
+	for i := range n {
+		fbs := []int{-1}
+		if fallback {
+			for fb := range n {
+				if fb != i { // a region is never its own fallback
+					fbs = append(fbs, fb)
+				}
+			}
+		}
+		for _, fb := range fbs {
+			im, _, ok := img(pinned{region: i, fallback: fb})
 			if !ok || im.full == nil {
 				return nil
 			}
-			e.images = append(e.images, im)
+			e.images[imageIndex(fallback, n, i, fb)] = im
 		}
 	}
 	return e
@@ -210,7 +240,7 @@ func (st *snapshot) compileNegative(c *compiled, n int) []byte {
 	q := new(dns.Msg)
 	q.SetQuestion(name, dns.TypeA)
 	q.RecursionDesired = false
-	rep := st.answer(q, nil, netip.Addr{}, 0)
+	rep := st.answer(q, nil, netip.Addr{}, pinned{region: 0, fallback: -1})
 	if rep.msg.Rcode != dns.RcodeNameError || len(rep.msg.Extra) > 0 {
 		return nil
 	}
@@ -285,12 +315,18 @@ func (s *Server) fast(st *snapshot, pkt []byte, client netip.Addr, udp bool, out
 			if q.ecs && q.ecsSource() > 0 {
 				addr = q.ecsAddr
 			}
-			order, sc, from := st.router.order(addr)
-			i := pick(order, st.prober.Down())
+			r := st.router
+			order, sc, from := r.order(addr)
+			down := st.prober.Down() // once: the region and its fallback from one health state
+			i := pick(order, down)
 			if i < 0 {
 				return nil, false // every region down: rare, the slow path
 			}
-			im, region, src = e.images[i], i, from
+			fb := -1
+			if r.fallback {
+				fb = r.next(order, uint8(i), down, q.qtype == dns.TypeAAAA)
+			}
+			im, region, src = e.images[imageIndex(r.fallback, len(r.regions), i, fb)], i, from
 			if q.ecs && q.ecsSource() > 0 {
 				scope = ecsScope(be16(q.ecsData), addr, sc, true)
 			}

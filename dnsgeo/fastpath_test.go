@@ -81,6 +81,17 @@ func fastServer(t testing.TB) *Server {
 	return srv
 }
 
+// fallbackServer is fastServer with fallback: true, whose routed
+// answers are compiled per pair of regions.
+func fallbackServer(t testing.TB) *Server {
+	t.Helper()
+	srv, err := New(mustConfig(t, fastYAML+"fallback: true\n"), mustTable(t, baseCSV), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
 // fuzzClients are the resolver addresses FuzzFastPath picks from.
 var fuzzClients = []netip.Addr{
 	netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.1.2.3"),
@@ -117,7 +128,7 @@ func differ(srv *Server, pkt []byte, client netip.Addr, udp bool) (string, bool)
 // packet, any resolver address and any health state, the reply it sends
 // is byte for byte the reply of the reference path (miekg/dns parses,
 // answer builds a dns.Msg, miekg/dns packs), or it leaves the packet to
-// the reference path.
+// the reference path. Bit 3 of down picks the server with fallback: true.
 func FuzzFastPath(f *testing.F) {
 	for i, q := range fastQueries() {
 		b, err := q.Pack()
@@ -126,11 +137,12 @@ func FuzzFastPath(f *testing.F) {
 		}
 		f.Add(b, i%2 == 0, byte(i), byte(i/3))
 	}
-	srv := fastServer(f)
+	servers := []*Server{fastServer(f), fallbackServer(f)}
 	f.Fuzz(func(t *testing.T, pkt []byte, tcp bool, who, down byte) {
 		if len(pkt) < headerLen || pkt[2]&bitQR != 0 || len(pkt) > dns.MaxMsgSize {
 			return // respond drops these before either path
 		}
+		srv := servers[down>>3&1]
 		srv.state.Load().prober.down.Store(uint64(down) & 0b111)
 		if diff, _ := differ(srv, pkt, fuzzClients[int(who)%len(fuzzClients)], !tcp); diff != "" {
 			t.Fatal(diff)
@@ -140,26 +152,29 @@ func FuzzFastPath(f *testing.F) {
 
 // TestFastPath: the fast path answers the common queries itself (so
 // FuzzFastPath compares something), byte for byte like the reference
-// path, for every resolver and health state, over UDP and TCP.
+// path, for every resolver and health state, over UDP and TCP, with
+// fallback addresses and without.
 func TestFastPath(t *testing.T) {
-	srv := fastServer(t)
-	for _, q := range fastQueries() {
-		pkt := packed(t, q)
-		for _, client := range fuzzClients {
-			for down := range uint64(7) { // all down (7) is the slow path's
-				srv.state.Load().prober.down.Store(down)
-				for _, udp := range []bool{true, false} {
-					diff, handled := differ(srv, pkt, client, udp)
-					if !handled {
-						t.Fatalf("%v from %s down=%03b: left to the slow path", q.Question[0], client, down)
-					}
-					if diff != "" {
-						t.Fatal(diff)
+	for _, fb := range []*Server{fallbackServer(t), fastServer(t)} {
+		for _, q := range fastQueries() {
+			pkt := packed(t, q)
+			for _, client := range fuzzClients {
+				for down := range uint64(7) { // all down (7) is the slow path's
+					fb.state.Load().prober.down.Store(down)
+					for _, udp := range []bool{true, false} {
+						diff, handled := differ(fb, pkt, client, udp)
+						if !handled {
+							t.Fatalf("%v from %s down=%03b: left to the slow path", q.Question[0], client, down)
+						}
+						if diff != "" {
+							t.Fatal(diff)
+						}
 					}
 				}
 			}
 		}
 	}
+	srv := fastServer(t)
 	// What it leaves to the reference path.
 	srv.state.Load().prober.down.Store(0)
 	chaos := question("cdn.example.test.", dns.TypeA, 1232)
@@ -188,21 +203,23 @@ func TestFastPath(t *testing.T) {
 // exists after the first query).
 func TestFastPathAllocs(t *testing.T) {
 	rrlOn := strings.Replace(fastYAML, "rrl: {enabled: false}", "rrl: {responses_per_second: 1000000}", 1)
-	srv, err := New(mustConfig(t, rrlOn), mustTable(t, baseCSV), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]byte, udpReadSize)
-	for _, q := range fastQueries() {
-		pkt := packed(t, q)
-		for _, udp := range []bool{true, false} {
-			allocs := testing.AllocsPerRun(200, func() {
-				if srv.respond(pkt, fuzzClients[0], udp, out) == nil {
-					t.Fatal("no reply")
+	for _, y := range []string{rrlOn, rrlOn + "fallback: true\n"} {
+		srv, err := New(mustConfig(t, y), mustTable(t, baseCSV), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]byte, udpReadSize)
+		for _, q := range fastQueries() {
+			pkt := packed(t, q)
+			for _, udp := range []bool{true, false} {
+				allocs := testing.AllocsPerRun(200, func() {
+					if srv.respond(pkt, fuzzClients[0], udp, out) == nil {
+						t.Fatal("no reply")
+					}
+				})
+				if allocs != 0 {
+					t.Errorf("%v udp=%v: %.1f allocations per query", q.Question[0], udp, allocs)
 				}
-			})
-			if allocs != 0 {
-				t.Errorf("%v udp=%v: %.1f allocations per query", q.Question[0], udp, allocs)
 			}
 		}
 	}

@@ -100,6 +100,8 @@ func FuzzRespond(f *testing.F) {
 // and an accepted config can build a server.
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(baseYAML))
+	f.Add([]byte(baseYAML + "fallback: true\n"))
+	f.Add([]byte(minimalYAML + "fallback: maybe\n"))
 	f.Add([]byte("zone: example.test.\nsoa: {ns: ns1, mbox: h}\nns: [ns1]\nregions: {a: {a: [192.0.2.1]}}\n"))
 	f.Add([]byte("zone: [\n"))
 	f.Add([]byte("records: ['$INCLUDE /etc/passwd']\n"))
@@ -118,6 +120,9 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if _, err := newProber(c, nil, time.Now, slog.New(slog.DiscardHandler)); err != nil {
 			t.Fatalf("accepted config has no prober: %v", err)
+		}
+		if r.fallback != c.Fallback {
+			t.Fatalf("router fallback %v, config %v", r.fallback, c.Fallback)
 		}
 	})
 }

@@ -70,7 +70,7 @@ func (s *Server) slow(st *snapshot, pkt []byte, client netip.Addr, udp bool, out
 		s.metrics.malformed.Inc()
 		return s.rejected(st, pkt, client, udp, dns.RcodeFormatError, out)
 	}
-	rep := st.answer(req, pkt, client, -1)
+	rep := st.answer(req, pkt, client, unpinned)
 	m := rep.msg
 	if udp && st.rrl != nil {
 		var nb [maxNameWire]byte

@@ -19,6 +19,7 @@ type router struct {
 	orders       [][]uint8 // distinct preference orders
 	entryOrder   []uint16  // table entry -> index in orders
 	defaultOrder []uint8   // for clients that match no prefix
+	fallback     bool      // Config.Fallback: add the next healthy region's first address
 	// prebuilt[name][region][0: A, 1: AAAA]: the records of one region
 	// for a routed name spelled in lower case, as most queries are, so
 	// that the common answer allocates no records.
@@ -54,7 +55,7 @@ func (s routeSource) String() string {
 // Everything is a pure function of the two files, so every dnsgeo
 // server with the same files and the same health state answers alike.
 func newRouter(c *Config, t *Table) *router {
-	r := &router{table: t, defaultOrder: c.defaultOrder(), prebuilt: make(map[string][][2][]dns.RR)}
+	r := &router{table: t, defaultOrder: c.defaultOrder(), fallback: c.Fallback, prebuilt: make(map[string][][2][]dns.RR)}
 	for _, name := range c.regionNames {
 		rc := c.Regions[name]
 		r.regions = append(r.regions, &region{name: name, a: rc.a, aaaa: rc.aaaa, failoverText: failoverText(name)})
@@ -66,8 +67,8 @@ func newRouter(c *Config, t *Table) *router {
 			}
 			recs := make([][2][]dns.RR, len(r.regions))
 			for i := range r.regions {
-				recs[i][0] = r.build([]uint8{uint8(i)}, name, dns.TypeA, c.TTL)
-				recs[i][1] = r.build([]uint8{uint8(i)}, name, dns.TypeAAAA, c.TTL)
+				recs[i][0] = r.build([]uint8{uint8(i)}, -1, name, dns.TypeA, c.TTL)
+				recs[i][1] = r.build([]uint8{uint8(i)}, -1, name, dns.TypeAAAA, c.TTL)
 			}
 			r.prebuilt[name] = recs
 		}
@@ -143,20 +144,48 @@ func pick(order []uint8, down uint64) int {
 // route chooses the regions whose addresses answer a query: the first
 // healthy one in the client's order; when all are down, all of them in
 // the client's order (a wrong region beats no answer). first is the
-// client's first choice, healthy or not.
-func (r *router) route(client netip.Addr, down uint64) (regions []uint8, first uint8, scope int, src routeSource) {
+// client's first choice, healthy or not. With Config.Fallback, fallback
+// is the region whose first address follows (see next), else -1; v6
+// says the query is for AAAA records.
+func (r *router) route(client netip.Addr, down uint64, v6 bool) (regions []uint8, fallback int, first uint8, scope int, src routeSource) {
 	order, scope, src := r.order(client)
 	if i := pick(order, down); i >= 0 {
 		at := slices.Index(order, uint8(i))
-		return order[at : at+1], order[0], scope, src
+		fallback = -1
+		if r.fallback {
+			fallback = r.next(order, uint8(i), down, v6)
+		}
+		return order[at : at+1], fallback, order[0], scope, src
 	}
-	return order, order[0], scope, sourceAllDown
+	return order, -1, order[0], scope, sourceAllDown
+}
+
+// next returns the fallback region of an answer by region after: the
+// first region that follows it in order, is not down and has an address
+// of the family asked (v6: AAAA); -1 when none does.
+func (r *router) next(order []uint8, after uint8, down uint64, v6 bool) int {
+	found := false
+	for _, i := range order {
+		if !found {
+			found = i == after
+			continue
+		}
+		if down&(1<<i) != 0 {
+			continue
+		}
+		if reg := r.regions[i]; (v6 && len(reg.aaaa) > 0) || (!v6 && len(reg.a) > 0) {
+			return int(i)
+		}
+	}
+	return -1
 }
 
 // addrRecords returns the A or AAAA records of regions, owner name as
-// asked, in configured order, without duplicates. Shared, read-only.
-func (r *router) addrRecords(regions []uint8, owner string, qtype uint16, ttl uint32) []dns.RR {
-	if len(regions) == 1 {
+// asked, in configured order, without duplicates; then, when fallback is
+// a region (not -1) and the regions had records, the first address of
+// the fallback region. Shared, read-only when fallback is -1.
+func (r *router) addrRecords(regions []uint8, fallback int, owner string, qtype uint16, ttl uint32) []dns.RR {
+	if len(regions) == 1 && fallback < 0 {
 		if recs, ok := r.prebuilt[owner]; ok {
 			if qtype == dns.TypeA {
 				return recs[regions[0]][0]
@@ -164,34 +193,44 @@ func (r *router) addrRecords(regions []uint8, owner string, qtype uint16, ttl ui
 			return recs[regions[0]][1]
 		}
 	}
-	return r.build(regions, owner, qtype, ttl)
+	return r.build(regions, fallback, owner, qtype, ttl)
 }
 
-func (r *router) build(regions []uint8, owner string, qtype uint16, ttl uint32) []dns.RR {
+func (r *router) build(regions []uint8, fallback int, owner string, qtype uint16, ttl uint32) []dns.RR {
 	var out []dns.RR
 	var seen []netip.Addr
-	for _, i := range regions {
-		reg := r.regions[i]
-		addrs := reg.a
+	add := func(a netip.Addr) {
+		if len(regions) > 1 || fallback >= 0 {
+			if slices.Contains(seen, a) {
+				return
+			}
+			seen = append(seen, a)
+		}
+		hdr := dns.RR_Header{Name: owner, Rrtype: qtype, Class: dns.ClassINET, Ttl: ttl}
+		if qtype == dns.TypeA {
+			b := a.As4()
+			out = append(out, &dns.A{Hdr: hdr, A: b[:]})
+		} else {
+			b := a.As16()
+			out = append(out, &dns.AAAA{Hdr: hdr, AAAA: b[:]})
+		}
+	}
+	addrs := func(i int) []netip.Addr {
 		if qtype == dns.TypeAAAA {
-			addrs = reg.aaaa
+			return r.regions[i].aaaa
 		}
-		for _, a := range addrs {
-			if len(regions) > 1 {
-				if slices.Contains(seen, a) {
-					continue
-				}
-				seen = append(seen, a)
-			}
-			hdr := dns.RR_Header{Name: owner, Rrtype: qtype, Class: dns.ClassINET, Ttl: ttl}
-			if qtype == dns.TypeA {
-				b := a.As4()
-				out = append(out, &dns.A{Hdr: hdr, A: b[:]})
-			} else {
-				b := a.As16()
-				out = append(out, &dns.AAAA{Hdr: hdr, AAAA: b[:]})
-			}
+		return r.regions[i].a
+	}
+	for _, i := range regions {
+		for _, a := range addrs(int(i)) {
+			add(a)
 		}
+	}
+	// The fallback address follows the answer; it never stands alone: a
+	// region without an address of this family gets NODATA, and its
+	// clients use the other family of that same region.
+	if fallback >= 0 && len(out) > 0 && len(addrs(fallback)) > 0 {
+		add(addrs(fallback)[0])
 	}
 	return out
 }

@@ -57,14 +57,14 @@ func TestRoute(t *testing.T) {
 		{"192.0.2.1", down("ap-south-1", "eu-west-1", "us-west-2"), []string{"us-west-2", "eu-west-1", "ap-south-1"}, sourceAllDown},
 	}
 	for _, tc := range tests {
-		regs, _, _, src := r.route(netip.MustParseAddr(tc.client), tc.down)
+		regs, _, _, _, src := r.route(netip.MustParseAddr(tc.client), tc.down, false)
 		if got := regionNames(r, regs); !slices.Equal(got, tc.want) || src != tc.src {
 			t.Errorf("%s down=%b: %v (%v), want %v (%v)", tc.client, tc.down, got, src, tc.want, tc.src)
 		}
 	}
 	// All down: every address of every region, none twice, in order.
-	regs, _, _, _ := r.route(netip.MustParseAddr("192.0.2.1"), down("ap-south-1", "eu-west-1", "us-west-2"))
-	got := addrs(r.addrRecords(regs, "cdn.example.test.", dns.TypeA, 20))
+	regs, _, _, _, _ := r.route(netip.MustParseAddr("192.0.2.1"), down("ap-south-1", "eu-west-1", "us-west-2"), false)
+	got := addrs(r.addrRecords(regs, -1, "cdn.example.test.", dns.TypeA, 20))
 	if want := []string{"192.0.2.10", "192.0.2.11", "198.51.100.10", "203.0.113.10"}; !slices.Equal(got, want) {
 		t.Errorf("all down: %v, want %v", got, want)
 	}
