@@ -46,6 +46,7 @@ type tlsOptions struct {
 	hstsMaxAge    time.Duration
 	ticketKeys    string
 	http3         bool
+	altSvcPort    int // 0: the port -https bound
 }
 
 func (t *tlsOptions) register(fs *flag.FlagSet) {
@@ -61,6 +62,7 @@ func (t *tlsOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&t.hstsMaxAge, "hsts-max-age", 0, "Strict-Transport-Security max-age on HTTPS responses (e.g. 8760h); 0 sends none")
 	fs.StringVar(&t.ticketKeys, "ticket-keys", "", "where the edges of a region share TLS session-ticket keys: s3://BUCKET/PREFIX or dir:PATH (the edges create and rotate them daily), or file:PATH (an operator-managed file, read only); empty: per-process keys")
 	fs.BoolVar(&t.http3, "http3", false, "also serve HTTP/3 (QUIC) on the UDP port of -https, advertised with Alt-Svc")
+	fs.IntVar(&t.altSvcPort, "alt-svc-port", 0, "UDP `port` Alt-Svc advertises for HTTP/3, when a load balancer maps it (e.g. 443 outside, -https :8443 inside); 0 means the port of -https")
 }
 
 // validate checks the HTTPS flags together; errors name the flag.
@@ -73,7 +75,7 @@ func (t *tlsOptions) validate() error {
 		for _, f := range []struct {
 			set  bool
 			name string
-		}{{acme, "-domains"}, {len(t.tlsCerts) > 0, "-tls-cert"}, {t.redirectHTTPS, "-redirect-https"}, {t.hstsMaxAge != 0, "-hsts-max-age"}, {t.http3, "-http3"}, {t.ticketKeys != "", "-ticket-keys"}} {
+		}{{acme, "-domains"}, {len(t.tlsCerts) > 0, "-tls-cert"}, {t.redirectHTTPS, "-redirect-https"}, {t.hstsMaxAge != 0, "-hsts-max-age"}, {t.http3, "-http3"}, {t.altSvcPort != 0, "-alt-svc-port"}, {t.ticketKeys != "", "-ticket-keys"}} {
 			if f.set {
 				return fmt.Errorf("%s needs -https", f.name)
 			}
@@ -82,6 +84,12 @@ func (t *tlsOptions) validate() error {
 	}
 	if !acme && len(t.tlsCerts) == 0 {
 		return errors.New("-https: no certificates: give -domains (ACME) or -tls-cert/-tls-key")
+	}
+	if t.altSvcPort != 0 && !t.http3 {
+		return errors.New("-alt-svc-port needs -http3")
+	}
+	if t.altSvcPort < 0 || t.altSvcPort > 65535 {
+		return fmt.Errorf("-alt-svc-port %d: not a port (1-65535, or 0 for the port of -https)", t.altSvcPort)
 	}
 	if t.hstsMaxAge < 0 {
 		return fmt.Errorf("-hsts-max-age %s: negative", t.hstsMaxAge)
@@ -347,10 +355,18 @@ func (t *tlsSide) serve(ctx context.Context, h http.Handler, errc chan<- error) 
 			ln.Close()
 			return fmt.Errorf("-http3: %w", err)
 		}
-		altSvc = fmt.Sprintf(`h3=":%d"; ma=86400`, t.addr.(*net.TCPAddr).Port)
+		advertised := t.addr.(*net.TCPAddr).Port
+		if t.o.altSvcPort != 0 {
+			advertised = t.o.altSvcPort
+		}
+		altSvc = fmt.Sprintf(`h3=":%d"; ma=86400`, advertised)
 		t.h3 = &http3.Server{
-			Handler:   secureHeaders(h, t.o.hstsMaxAge, ""),
-			TLSConfig: http3.ConfigureTLSConfig(t.config),
+			Handler: secureHeaders(h, t.o.hstsMaxAge, ""),
+			// http3 clones the config it is given once, when it starts:
+			// before -ticket-keys are loaded, and never again at a
+			// rotation, so QUIC sessions would resume on this edge only.
+			// Handing it t.config per handshake keeps the keys in force.
+			TLSConfig: &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return t.config, nil }},
 		}
 	}
 	hl := handshakeLog{log: t.log, errors: t.handshakeErrors}

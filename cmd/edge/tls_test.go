@@ -160,7 +160,7 @@ func TestTLSFlags(t *testing.T) {
 	if code := run(context.Background(), []string{"-h"}, &stdout, &stderr, hooks{}); code != 0 {
 		t.Fatalf("-h: exit %d", code)
 	}
-	for _, f := range []string{"-https", "-domains", "-acme-directory", "-acme-email", "-acme-ca-roots", "-cert-cache", "-tls-cert", "-tls-key", "-redirect-https", "-hsts-max-age", "-ticket-keys", "-http3"} {
+	for _, f := range []string{"-https", "-domains", "-acme-directory", "-acme-email", "-acme-ca-roots", "-cert-cache", "-tls-cert", "-tls-key", "-redirect-https", "-hsts-max-age", "-ticket-keys", "-http3", "-alt-svc-port"} {
 		if !strings.Contains(stderr.String(), "\n  "+f+" ") && !strings.Contains(stderr.String(), "\n  "+f+"\n") {
 			t.Errorf("-h lacks %s", f)
 		}
@@ -171,6 +171,8 @@ func TestTLSFlags(t *testing.T) {
 	}{
 		{[]string{"-domains", "a.example"}, "-domains needs -https"},
 		{[]string{"-http3"}, "-http3 needs -https"},
+		{[]string{"-https", "127.0.0.1:0", "-domains", "a.example", "-alt-svc-port", "443"}, "-alt-svc-port needs -http3"},
+		{[]string{"-https", "127.0.0.1:0", "-domains", "a.example", "-http3", "-alt-svc-port", "70000"}, "-alt-svc-port 70000: not a port"},
 		{[]string{"-https", "127.0.0.1:0"}, "no certificates"},
 		{[]string{"-https", "127.0.0.1:0", "-tls-cert", "c.pem"}, "in pairs"},
 		{[]string{"-https", "127.0.0.1:0", "-tls-cert", "/nonexistent.pem", "-tls-key", "/nonexistent.key"}, "-tls-cert /nonexistent.pem"},
@@ -286,3 +288,22 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// TestAltSvcPort: behind a load balancer that maps 443 to the edge's
+// 8443, Alt-Svc must name the port browsers can reach.
+func TestAltSvcPort(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certFile, keyFile, "cdn.edge.test")
+	_, _, httpsAddr, stderr := startEdge(t, "-https", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile, "-http3", "-alt-svc-port", "443")
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get("https://" + httpsAddr + "/healthz")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	resp.Body.Close()
+	if got, want := resp.Header.Get("Alt-Svc"), `h3=":443"; ma=86400`; got != want {
+		t.Errorf("Alt-Svc %q, want %q", got, want)
+	}
+}
