@@ -135,8 +135,15 @@ func checkEdge(t *testing.T, objs []object, region string) {
 			t.Errorf("-%s listens on %d; container port %s is %d/%s", p.flag, got, p.cp.Name, p.cp.ContainerPort, p.cp.Protocol)
 		}
 	}
+	// HTTP/3: QUIC on the UDP port of -https, and Alt-Svc naming the
+	// port browsers reach through the load balancer, not the container's.
 	if f.values["http3"] != nil {
-		t.Error("-http3: Alt-Svc would name the container's port (8443), not 443: leave it off behind a port-mapping load balancer")
+		if h3 := containerPort(t, c, "h3"); h3.ContainerPort != httpsPort.ContainerPort || h3.Protocol != corev1.ProtocolUDP {
+			t.Errorf("-http3: container port h3 is %d/%s, want %d/UDP (the port of -https)", h3.ContainerPort, h3.Protocol, httpsPort.ContainerPort)
+		}
+		if got := f.one(t, "alt-svc-port"); got != "443" {
+			t.Errorf("-alt-svc-port=%s: Alt-Svc must name the load balancer's 443", got)
+		}
 	}
 	if u := f.one(t, "admin-url"); u != "http://"+downward["status.podIP"]+":"+itoa(adminPort.ContainerPort) {
 		t.Errorf("-admin-url=%s: want the pod's address and the admin port", u)
@@ -338,7 +345,7 @@ func checkEdge(t *testing.T, objs []object, region string) {
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
 		t.Errorf("Service edge: type %s, externalTrafficPolicy %s; want LoadBalancer, Local", svc.Spec.Type, svc.Spec.ExternalTrafficPolicy)
 	}
-	checkServicePorts(t, svc, dep, c, "80/TCP→http", "443/TCP→https")
+	checkServicePorts(t, svc, dep, c, "80/TCP→http", "443/TCP→https", "443/UDP→h3")
 	if svc.Annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "" {
 		t.Error("Service edge: no AWS load balancer annotations")
 	}
@@ -352,7 +359,7 @@ func checkEdge(t *testing.T, objs []object, region string) {
 	checkServicePorts(t, admin, dep, c, itoa(adminPort.ContainerPort)+"/TCP→admin")
 
 	// The admin port is reachable only from the sources named.
-	checkNetworkPolicy(t, objs, dep, c, []string{"http", "https"}, "admin")
+	checkNetworkPolicy(t, objs, dep, c, []string{"http", "https", "h3"}, "admin")
 }
 
 // checkSecurity holds a pod to the restricted Pod Security Standard the
