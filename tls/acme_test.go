@@ -56,7 +56,7 @@ func TestEdgesShareOneOrder(t *testing.T) {
 	srv.CreateBucket(t, "certs")
 	proxy := s3test.NewFaultProxy(t, srv.Endpoint())
 	ctx := ctx10(t)
-	const edges = 5
+	const edges = 20 // the fleet: 20 edges starting at once for a new domain
 	var logs logBuffer
 	var acmes []*ACME
 	for range edges {

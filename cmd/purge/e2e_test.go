@@ -273,6 +273,9 @@ func waitServes(t *testing.T, p *proc, path string, want []byte, limit time.Dura
 	}
 }
 
+// TestEndToEnd runs the CLI against three real edge processes on one S3
+// (versitygw) and one journal: url, tag, prefix and all, soft and hard, an
+// edge down, partitioned or cut off from S3 during a purge.
 func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: end-to-end test with three edge processes")
@@ -442,6 +445,24 @@ func TestEndToEnd(t *testing.T) {
 		waitServes(t, p, beta, body("beta", 3), 15*time.Second) // circuits close within their probe interval
 	}
 	f.expect(t, beta, body("beta", 3))
+
+	// purge all: every object, on every edge, in every coding. Edge 3 is
+	// still reachable only through the journal, and so is edge 1 until it
+	// re-registers (it started with S3 down): each edge answers or
+	// applies it from the journal.
+	f.put(t, w, body("widget", 8), "widget")
+	f.put(t, acme, body("acme", 4), "tenants")
+	f.put(t, beta, body("beta", 4), "tenants")
+	code, rep, stderr = f.cli(t, "all")
+	if rep.Summary.Confirmed+rep.Summary.CatchUp != 3 || rep.Summary.Failed != 0 || rep.Summary.CatchUp == 0 || code != exitNotAll {
+		t.Fatalf("purge all: exit %d, %+v\n%s", code, rep.Summary, stderr)
+	}
+	for _, p := range f.edges {
+		p.log.waitFor(t, `"id":"`+rep.Requests[0].ID+`"`, p.done)
+	}
+	f.expect(t, w, body("widget", 8))
+	f.expect(t, acme, body("acme", 4))
+	f.expect(t, beta, body("beta", 4))
 }
 
 // get fetches url and returns the body.
