@@ -98,6 +98,20 @@ func TestHTTPS(t *testing.T) {
 	if want := "https://127.0.0.1:" + port + "/widget/v1/login.js?x=1"; r.StatusCode != http.StatusPermanentRedirect || r.Header.Get("Location") != want {
 		t.Errorf("plain HTTP: %d Location %q, want 308 %q", r.StatusCode, r.Header.Get("Location"), want)
 	}
+	// An HTTP-01 challenge is answered before the redirect, from the
+	// shared store: another edge made the order.
+	srv.Put(t, "certs", "fleet/tok-123+http-01", []byte("tok-123.key-thumbprint"), s3test.PutOptions{})
+	req, _ := http.NewRequest("GET", "http://"+httpAddr+"/.well-known/acme-challenge/tok-123", nil)
+	req.Host = "cdn.edge.test"
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	challenge, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(challenge) != "tok-123.key-thumbprint" {
+		t.Errorf("HTTP-01 challenge with -redirect-https: %d %q, want 200 and the stored answer", resp.StatusCode, challenge)
+	}
 	first := do(h1, base+"/widget/v1/login.js")
 	for _, tc := range []struct {
 		name  string
@@ -131,7 +145,7 @@ func TestHTTPS(t *testing.T) {
 		t.Errorf("Pebble saw %d orders, want 1", ca.Orders())
 	}
 	// Health and metrics on the admin listener.
-	resp, err := http.Get("http://" + adminAddr + "/healthz?verbose")
+	resp, err = http.Get("http://" + adminAddr + "/healthz?verbose")
 	if err != nil {
 		t.Fatal(err)
 	}
