@@ -256,6 +256,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP re-reads certificates and ticket keys, and never stops the
+	// edge (Go's default): an operator used to nginx's reload must not
+	// take a region down with it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	sites, closeOrigins, err := loadSites(ctx, o, log)
 	if err != nil {
@@ -379,6 +385,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	if tside != nil && hk.httpsReady != nil {
 		hk.httpsReady(tside.addr)
 	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if tside == nil {
+					log.Warn("SIGHUP: nothing to reload; flags and -config are read at start (restart the edge to apply a change)")
+					continue
+				}
+				tside.reload()
+				log.Info("SIGHUP: certificates and ticket keys re-read")
+			}
+		}
+	}()
 	for _, s := range sites {
 		if len(s.MustServe) == 0 {
 			log.Warn("site has no must-serve paths: /healthz cannot tell whether it can serve; set -must-serve or must_serve", "origin", s.Origin.String(), "hosts", s.Hosts)

@@ -2,8 +2,8 @@ package main
 
 // HTTPS for the edge: the flags of issue 11, certificates (ACME through a
 // shared store, static files), session-ticket keys, the HTTPS and HTTP/3
-// listeners, HSTS, Alt-Svc, the redirect from plain HTTP, and reloads on
-// SIGHUP. main.go calls it in a few marked places.
+// listeners, HSTS, Alt-Svc, the redirect from plain HTTP, and what SIGHUP
+// re-reads. main.go calls it in a few marked places.
 
 import (
 	"context"
@@ -17,12 +17,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/edgecdn/edge"
@@ -334,9 +332,9 @@ func newHTTPSServer(h http.Handler, hl handshakeLog, timeout time.Duration) *htt
 	return srv
 }
 
-// serve starts the HTTPS (and HTTP/3) listeners for h, the certificate
-// and ticket-key loops, and reloads on SIGHUP. A listener that fails
-// later sends its error on errc.
+// serve starts the HTTPS (and HTTP/3) listeners for h and the
+// certificate and ticket-key loops. A listener that fails later sends its
+// error on errc.
 func (t *tlsSide) serve(ctx context.Context, h http.Handler, errc chan<- error) error {
 	if t == nil {
 		return nil
@@ -385,24 +383,11 @@ func (t *tlsSide) serve(ctx context.Context, h http.Handler, errc chan<- error) 
 	if t.certs.Static != nil {
 		go t.certs.Static.Watch(t.ctx.Done(), nil)
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-t.ctx.Done():
-				return
-			case <-hup:
-				t.log.Info("SIGHUP: reloading certificates and ticket keys")
-				t.reload()
-			}
-		}
-	}()
 	return nil
 }
 
-// reload re-reads static certificates and ticket keys (SIGHUP).
+// reload re-reads static certificates and ticket keys (SIGHUP); each
+// failure is logged, and what was loaded before stays in use.
 func (t *tlsSide) reload() {
 	if t.certs.Static != nil {
 		_ = t.certs.Static.Reload()
