@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -112,6 +113,7 @@ type tlsSide struct {
 	config  *tls.Config
 
 	handshakeErrors prometheus.Counter
+	tooEarly        prometheus.Counter
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -192,6 +194,13 @@ func setupTLS(ctx context.Context, o *tlsOptions, cacheDir string, reg prometheu
 		Help: "TLS handshakes that failed: unknown or no SNI, malformed ClientHello, plain HTTP on the TLS port, clients that stalled.",
 	})
 	if err := reg.Register(t.handshakeErrors); err != nil {
+		return nil, err
+	}
+	t.tooEarly = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "edge_http3_too_early_total",
+		Help: "Requests with an unsafe method (POST, PUT, ...) that arrived in HTTP/3 0-RTT early data, answered 425 Too Early.",
+	})
+	if err := reg.Register(t.tooEarly); err != nil {
 		return nil, err
 	}
 	t.config = edgetls.ServerConfig(t.certs.GetCertificate)
@@ -292,6 +301,27 @@ func secureHeaders(h http.Handler, maxAge time.Duration, altSvc string) http.Han
 	})
 }
 
+// refuseEarlyData answers 425 Too Early (RFC 8470) to a request with an
+// unsafe method that arrived in 0-RTT early data, before the handshake
+// completed: anyone who saw those packets can replay them, to this edge or
+// (the ticket keys being shared) to another. The client sends it again
+// once the handshake is done. Safe methods are served: replaying a GET
+// changes nothing, and 0-RTT saves a returning browser a round trip.
+func refuseEarlyData(h http.Handler, refused prometheus.Counter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil && !r.TLS.HandshakeComplete {
+			switch r.Method {
+			case http.MethodGet, http.MethodHead, http.MethodOptions:
+			default:
+				refused.Inc()
+				http.Error(w, "425 too early: send the request again once the handshake is complete", http.StatusTooEarly)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // handshakeLog receives net/http's ErrorLog lines for the HTTPS server:
 // failed handshakes (scanners, bad clients) are counted and logged at
 // debug level; anything else is a warning.
@@ -359,7 +389,7 @@ func (t *tlsSide) serve(ctx context.Context, h http.Handler, errc chan<- error) 
 		}
 		altSvc = fmt.Sprintf(`h3=":%d"; ma=86400`, advertised)
 		t.h3 = &http3.Server{
-			Handler: secureHeaders(h, t.o.hstsMaxAge, ""),
+			Handler: secureHeaders(refuseEarlyData(h, t.tooEarly), t.o.hstsMaxAge, ""),
 			// http3 clones the config it is given once, when it starts:
 			// before -ticket-keys are loaded, and never again at a
 			// rotation, so QUIC sessions would resume on this edge only.
@@ -419,11 +449,21 @@ func (t *tlsSide) shutdown(ctx context.Context) {
 		return
 	}
 	t.cancel()
+	var wg sync.WaitGroup
 	if t.h3 != nil {
-		_ = t.h3.Shutdown(ctx)
-		_ = t.udp.Close()
+		// Beside HTTPS, not before it: HTTP/3 waits for each client to
+		// close its connection after GOAWAY, and one that vanished holds
+		// it until its idle timeout; that must not use up the time of
+		// HTTPS requests in flight.
+		wg.Go(func() {
+			if err := t.h3.Shutdown(ctx); err != nil {
+				t.log.Warn("edge: HTTP/3 connections cut off", "err", err)
+			}
+			t.udp.Close() // the server has stopped reading it: nothing to report
+		})
 	}
 	if err := t.srv.Shutdown(ctx); err != nil {
 		t.log.Warn("edge: in-flight HTTPS requests cut off", "err", err)
 	}
+	wg.Wait()
 }
