@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,6 +113,65 @@ func (c *notifyingSessionCache) Put(key string, s *tls.ClientSessionState) {
 		select {
 		case c.stored <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// TestSameAnswerOverEveryProtocol: plain HTTP, HTTPS over HTTP/1.1 and
+// HTTP/2, and HTTP/3 reach one request path: the same cache (a hit after
+// the first fill), the same variant, the same bytes.
+func TestSameAnswerOverEveryProtocol(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certFile, keyFile, "cdn.edge.test")
+	httpAddr, _, httpsAddr, _ := startEdge(t, "-https", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile, "-http3")
+	tlsCfg := &tls.Config{ServerName: "cdn.edge.test", InsecureSkipVerify: true}
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, httpsAddr)
+	}
+	h1 := &http.Transport{TLSClientConfig: tlsCfg, DialContext: dial, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}, DisableCompression: true}
+	h2 := &http.Transport{TLSClientConfig: tlsCfg, DialContext: dial, ForceAttemptHTTP2: true, DisableCompression: true}
+	h3 := &http3.Transport{TLSClientConfig: tlsCfg, Dial: func(ctx context.Context, _ string, tc *tls.Config, qc *quic.Config) (*quic.Conn, error) {
+		return quic.DialAddr(ctx, httpsAddr, tc, qc)
+	}}
+	plain := &http.Transport{DisableCompression: true}
+	defer h1.CloseIdleConnections()
+	defer h2.CloseIdleConnections()
+	defer h3.Close()
+	defer plain.CloseIdleConnections()
+	type answer struct {
+		status                    int
+		etag, coding, vary, cache string
+		body                      string
+	}
+	get := func(rt http.RoundTripper, url string) answer {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Host = "cdn.edge.test"
+		req.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cache, _, _ := strings.Cut(resp.Header.Get("Cache-Status"), ";ttl=")
+		cache, _, _ = strings.Cut(cache, "; ttl=")
+		return answer{resp.StatusCode, resp.Header.Get("ETag"), resp.Header.Get("Content-Encoding"), resp.Header.Get("Vary"), cache, string(b)}
+	}
+	const path = "/widget/v1/login.js"
+	get(plain, "http://"+httpAddr+path) // the fill
+	want := get(plain, "http://"+httpAddr+path)
+	if want.status != 200 || !strings.HasPrefix(want.cache, "edge; hit") || want.coding == "" {
+		t.Fatalf("plain HTTP: %+v", want)
+	}
+	for name, a := range map[string]answer{
+		"HTTPS/1.1": get(h1, "https://cdn.edge.test"+path),
+		"HTTP/2":    get(h2, "https://cdn.edge.test"+path),
+		"HTTP/3":    get(h3, "https://cdn.edge.test"+path),
+	} {
+		if a != want {
+			t.Errorf("%s answered differently from plain HTTP:\n got %+v\nwant %+v", name, a, want)
 		}
 	}
 }
