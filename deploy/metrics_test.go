@@ -475,8 +475,13 @@ func runEdgeAndDnsgeo(t *testing.T, objs []object) (edgeScrape, dnsScrape scrape
 		up := dnsScrape.families["dnsgeo_region_up"]
 		for _, s := range up.GetMetric() {
 			if s.GetLabel()[0].GetValue() == region && s.GetGauge().GetValue() == 1 {
-				if dnsScrape.families["dnsgeo_region_probes_total"] == nil {
-					return "no dnsgeo_region_probes_total yet"
+				// Both series of a probe: one scrape can hold one and not
+				// the other, as the registry gathers its collectors
+				// concurrently while a probe records.
+				for _, name := range []string{"dnsgeo_region_probes_total", "dnsgeo_region_probe_duration_seconds"} {
+					if dnsScrape.families[name] == nil {
+						return "no " + name + " yet"
+					}
 				}
 				return ""
 			}
