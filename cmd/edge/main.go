@@ -51,7 +51,17 @@ var demoRules = []edge.Rule{
 var version = ""
 
 func main() {
+	bridgeLogPackage(os.Stderr)
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, hooks{}))
+}
+
+// bridgeLogPackage sends what libraries write through the standard log
+// package (quic-go's warning that the kernel caps its UDP buffers, for
+// one) to w as JSON records at level WARN, like the edge's own, so that
+// no plain-text line breaks a log pipeline.
+func bridgeLogPackage(w io.Writer) {
+	slog.SetDefault(slog.New(slog.NewJSONHandler(w, nil)))
+	slog.SetLogLoggerLevel(slog.LevelWarn)
 }
 
 // options are the command line.

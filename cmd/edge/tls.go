@@ -390,6 +390,7 @@ func (t *tlsSide) serve(ctx context.Context, h http.Handler, errc chan<- error) 
 		altSvc = fmt.Sprintf(`h3=":%d"; ma=86400`, advertised)
 		t.h3 = &http3.Server{
 			Handler: secureHeaders(refuseEarlyData(h, t.tooEarly), t.o.hstsMaxAge, ""),
+			Logger:  t.log, // handler panics; per-request lines are debug
 			// http3 clones the config it is given once, when it starts:
 			// before -ticket-keys are loaded, and never again at a
 			// rotation, so QUIC sessions would resume on this edge only.
