@@ -391,6 +391,10 @@ func (t *tlsSide) serve(ctx context.Context, h http.Handler, errc chan<- error) 
 		t.h3 = &http3.Server{
 			Handler: secureHeaders(refuseEarlyData(h, t.tooEarly), t.o.hstsMaxAge, ""),
 			Logger:  t.log, // handler panics; per-request lines are debug
+			// As for HTTPS (newHTTPSServer): quic-go would read heads
+			// of up to 1 MiB, and keep idle connections for ever.
+			MaxHeaderBytes: maxHeaderBytes,
+			IdleTimeout:    2 * time.Minute,
 			// http3 clones the config it is given once, when it starts:
 			// before -ticket-keys are loaded, and never again at a
 			// rotation, so QUIC sessions would resume on this edge only.
