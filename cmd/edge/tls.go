@@ -392,7 +392,8 @@ func (t *tlsSide) serve(ctx context.Context, h http.Handler, errc chan<- error) 
 			Handler: secureHeaders(refuseEarlyData(h, t.tooEarly), t.o.hstsMaxAge, ""),
 			Logger:  t.log, // handler panics; per-request lines are debug
 			// As for HTTPS (newHTTPSServer): quic-go would read heads
-			// of up to 1 MiB, and keep idle connections for ever.
+			// of up to 1 MiB, and keep a connection without requests open
+			// for as long as the client keeps QUIC alive.
 			MaxHeaderBytes: maxHeaderBytes,
 			IdleTimeout:    2 * time.Minute,
 			// http3 clones the config it is given once, when it starts:
