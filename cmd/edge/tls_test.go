@@ -203,7 +203,7 @@ func TestTLSFlags(t *testing.T) {
 
 // TestBadClients: bad handshakes are answered cleanly (closed, or a 400
 // for plain HTTP), counted, logged at debug level only, bounded by the
-// handshake timeout, and leave no goroutine behind.
+// handshake timeout, and leave no goroutine or memory behind.
 func TestBadClients(t *testing.T) {
 	a, err := edgetls.NewACME(edgetls.ACMEConfig{Domains: []string{"cdn.edge.test"}, Store: nopStore{}, Directory: "https://127.0.0.1:1/dir"})
 	if err != nil {
@@ -237,25 +237,28 @@ func TestBadClients(t *testing.T) {
 		"stall mid-handshake":        func(c net.Conn) { c.Write([]byte{0x16, 0x03, 0x01, 0x01}) },
 		"stall before the handshake": func(net.Conn) {},
 	}
+	bad := func(name string, f func(net.Conn)) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		f(c)
+		// The server must close: a read ends (EOF or reset) well within
+		// this safety bound, which only stops a hung test.
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		got, err := io.ReadAll(c)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("%s: the server never closed the connection", name)
+		}
+		if name == "plain HTTP" && !strings.HasPrefix(string(got), "HTTP/1.0 400 Bad Request") {
+			t.Fatalf("plain HTTP got %q, want a 400", got)
+		}
+	}
 	const each = 20
 	for name, f := range clients {
 		for range each {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f(c)
-			// The server must close: a read ends (EOF or reset) well
-			// within this safety bound, which only stops a hung test.
-			c.SetReadDeadline(time.Now().Add(20 * time.Second))
-			got, err := io.ReadAll(c)
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				t.Fatalf("%s: the server never closed the connection", name)
-			}
-			if name == "plain HTTP" && !strings.HasPrefix(string(got), "HTTP/1.0 400 Bad Request") {
-				t.Fatalf("plain HTTP got %q, want a 400", got)
-			}
-			c.Close()
+			bad(name, f)
 		}
 	}
 	if n := testutil.ToFloat64(errs); n < float64(4*each) {
@@ -269,6 +272,25 @@ func TestBadClients(t *testing.T) {
 			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
 		}
 		runtime.Gosched()
+	}
+	// Nor memory: 1,000 more of the quick ones (the stalls cost only
+	// time) leave the heap, after a collection, within 2 MiB of where it
+	// was. Each connection's TLS and HTTP buffers alone are over 8 KiB,
+	// so a leak of them would show as 8 MiB or more.
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	before := heap()
+	for range 250 {
+		for _, name := range []string{"no SNI", "unknown SNI", "malformed ClientHello", "plain HTTP"} {
+			bad(name, clients[name])
+		}
+	}
+	if after := heap(); after > before+2<<20 {
+		t.Errorf("heap in use grew from %d to %d bytes over 1,000 bad connections", before, after)
 	}
 	sc := bufio.NewScanner(strings.NewReader(lb.String()))
 	for sc.Scan() {
