@@ -99,6 +99,10 @@ func (t *tlsOptions) validate() error {
 	return nil
 }
 
+// ticketKeysAtStart bounds the wait for the shared session-ticket keys
+// before the HTTPS listeners serve.
+const ticketKeysAtStart = 5 * time.Second
+
 // handshakeTimeout bounds a TLS handshake (and the request headers after
 // it): a client that stalls mid-handshake holds a connection no longer.
 const handshakeTimeout = 10 * time.Second
@@ -406,6 +410,16 @@ func (t *tlsSide) serve(ctx context.Context, h http.Handler, errc chan<- error) 
 	hl := handshakeLog{log: t.log, errors: t.handshakeErrors}
 	t.srv = newHTTPSServer(secureHeaders(h, t.o.hstsMaxAge, altSvc), hl, handshakeTimeout)
 	t.ctx, t.cancel = context.WithCancel(ctx)
+	if t.tickets != nil {
+		// The region's keys before the first handshake: a session issued
+		// under this process's own keys would resume on this edge only.
+		// A store that does not answer in time delays the start no
+		// further; Run keeps trying, and /healthz?verbose says so. Check
+		// logs its own failures.
+		cctx, cancel := context.WithTimeout(t.ctx, ticketKeysAtStart)
+		_ = t.tickets.Check(cctx)
+		cancel()
+	}
 	go func() { errc <- t.srv.Serve(tls.NewListener(ln, t.config)) }()
 	if t.h3 != nil {
 		go func() { errc <- t.h3.Serve(t.udp) }()
