@@ -290,12 +290,15 @@ func (h *Handler) Purge(req PurgeRequest, wait time.Duration) (PurgeResult, erro
 	var sels []cache.Selector
 	for _, s := range sites {
 		for _, u := range req.URLs {
-			p, _ := cleanPath(u)
-			if p[len(p)-1] == '/' {
-				p += s.Index
+			p, ok := s.objectPath(u)
+			if !ok {
+				return res, fmt.Errorf("url %q: not a path the edge serves", u) // validated before: a caller's bug
 			}
 			sels = append(sels, cache.Selector{Prefix: s.key(p), Exact: true},
 				cache.Selector{Prefix: s.key(p) + varySeparator}) // its responses by Vary, if any
+			if s.keepQuery {
+				sels = append(sels, cache.Selector{Prefix: s.key(p) + "?"}) // and by query string
+			}
 		}
 		for _, pf := range req.Prefixes {
 			sels = append(sels, cache.Selector{Prefix: s.key(pf)})

@@ -261,16 +261,10 @@ func (h *Handler) resolve(w http.ResponseWriter, r *http.Request) (*site, string
 		h.reject(w, http.StatusMisdirectedRequest)
 		return nil, "", false
 	}
-	p, ok := cleanPath(r.URL.Path)
+	p, ok := s.requestPath(r.URL)
 	if !ok {
 		h.reject(w, http.StatusBadRequest)
 		return nil, "", false
-	}
-	if p[len(p)-1] == '/' {
-		p += s.Index
-	}
-	if s.keepQuery && r.URL.RawQuery != "" {
-		p += "?" + r.URL.RawQuery
 	}
 	if len(p) > maxKeyLen {
 		h.reject(w, http.StatusRequestURITooLong)

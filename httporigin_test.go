@@ -243,6 +243,19 @@ func TestHTTPOriginQueryString(t *testing.T) {
 	if n := he.fetches("/q"); n != 2 {
 		t.Errorf("fetches %d, want 2 (one per query)", n)
 	}
+	// A purge of the URL takes every query string of it, and nothing else.
+	he.org.answer("/qx", 200, "qx", "Cache-Control", "max-age=60")
+	readBody(t, he.get(t, "GET", "/qx?v=1"))
+	if _, err := he.h.Purge(PurgeRequest{URLs: []string{"/q"}, Soft: new(bool)}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"1", "2"} {
+		readBody(t, he.get(t, "GET", "/q?v="+v))
+	}
+	readBody(t, he.get(t, "GET", "/qx?v=1"))
+	if n, nx := he.fetches("/q"), he.fetches("/qx"); n != 4 || nx != 1 {
+		t.Errorf("after purging /q: fetches of /q %d (want 4: both query strings again), of /qx %d (want 1)", n, nx)
+	}
 
 	ignore := newHTTPEdge(t, Site{Query: QueryIgnore})
 	ignore.org.handle("/q", func(w http.ResponseWriter, r *http.Request) {

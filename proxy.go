@@ -3,7 +3,6 @@ package edge
 import (
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 
 	"github.com/edgecdn/edge/cache"
 )
@@ -60,7 +59,10 @@ var safeMethods = map[string]bool{http.MethodOptions: true, "PROPFIND": true, "S
 // §4.4): its target, and the URIs in Location and Content-Location when
 // they are on the same host.
 func (h *Handler) invalidate(s *site, out *http.Request, res *http.Response) {
-	paths := []string{h.objectPath(s, out.URL)}
+	var paths []string
+	if p, ok := s.requestPath(out.URL); ok {
+		paths = append(paths, p)
+	}
 	for _, f := range []string{"Location", "Content-Location"} {
 		v := res.Header.Get(f)
 		if v == "" {
@@ -70,12 +72,11 @@ func (h *Handler) invalidate(s *site, out *http.Request, res *http.Response) {
 		if err != nil || (u.Host != "" && u.Host != out.Host && u.Host != out.URL.Host) {
 			continue // another site's: not ours to drop
 		}
-		paths = append(paths, h.objectPath(s, u))
+		if p, ok := s.requestPath(u); ok {
+			paths = append(paths, p)
+		}
 	}
 	for _, p := range paths {
-		if p == "" {
-			continue
-		}
 		key := s.key(p)
 		if obj := h.cache.Lookup(key); obj != nil && obj.Meta.IsIndex() {
 			// Its responses by Vary go too, or the next index would find
@@ -86,20 +87,4 @@ func (h *Handler) invalidate(s *site, out *http.Request, res *http.Response) {
 		}
 		h.cache.Delete(key)
 	}
-}
-
-// objectPath is the object path (and query, when the site keeps it) u
-// names in site s, or "" for a path the edge would refuse.
-func (h *Handler) objectPath(s *site, u *url.URL) string {
-	p, ok := cleanPath(u.Path)
-	if !ok {
-		return ""
-	}
-	if p[len(p)-1] == '/' {
-		p += s.Index
-	}
-	if s.keepQuery && u.RawQuery != "" {
-		p += "?" + u.RawQuery
-	}
-	return p
 }

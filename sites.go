@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -118,6 +119,29 @@ func cacheKey(namespace, p string) string { return namespace + p }
 
 // key is the cache key of the object at path p of s.
 func (s *site) key(p string) string { return cacheKey(s.CacheNamespace, p) }
+
+// objectPath cleans a request path into the path of the object it names
+// in s (a directory's is its index), or reports false for a path the edge
+// refuses.
+func (s *site) objectPath(path string) (string, bool) {
+	p, ok := cleanPath(path)
+	if !ok {
+		return "", false
+	}
+	if p[len(p)-1] == '/' {
+		p += s.Index
+	}
+	return p, true
+}
+
+// requestPath is objectPath with the query, when s keeps it in the key.
+func (s *site) requestPath(u *url.URL) (string, bool) {
+	p, ok := s.objectPath(u.Path)
+	if ok && s.keepQuery && u.RawQuery != "" {
+		p += "?" + u.RawQuery
+	}
+	return p, ok
+}
 
 // rule returns the first rule matching p, or nil.
 func (s *site) rule(p string) *Rule {

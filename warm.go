@@ -102,9 +102,10 @@ func (h *Handler) Warm(ctx context.Context, req WarmRequest) (WarmResult, error)
 
 func (h *Handler) warmOne(ctx context.Context, s *site, u string) WarmedURL {
 	w := WarmedURL{URL: u}
-	p, _ := cleanPath(u)
-	if p[len(p)-1] == '/' {
-		p += s.Index
+	p, ok := s.objectPath(u)
+	if !ok { // validated before: a caller's bug
+		w.Result, w.Error = "error", "not a path the edge serves"
+		return w
 	}
 	obj := h.cache.Lookup(s.key(p))
 	w.Result = "cached"
@@ -203,10 +204,7 @@ func (h *Handler) Inspect(host, path string) (CacheEntry, error) {
 	if err := checkPurgePath(path, true); err != nil {
 		return e, fmt.Errorf("path %q: %v", path, err)
 	}
-	p, _ := cleanPath(path)
-	if p[len(p)-1] == '/' {
-		p += s.Index
-	}
+	p, _ := s.objectPath(path) // checkPurgePath accepted it
 	e.Key = s.key(p)
 	obj := h.cache.Lookup(e.Key)
 	if obj == nil {
