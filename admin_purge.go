@@ -407,7 +407,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_ = enc.Encode(v) // fails only when the client has gone: nobody to tell
 }
 
 // writeJSONError answers {"error": msg}.
