@@ -39,11 +39,10 @@ func TestUnwritableCacheDirectory(t *testing.T) {
 	if err := os.Mkdir(cacheDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for p := dir; p != "/"; p = filepath.Dir(p) {
-		os.Chmod(p, 0o755) // let nobody reach the binary (t.TempDir is 0700)
-		if p == os.TempDir() {
-			break
-		}
+	// Let nobody reach the binary: t.TempDir's directories are 0700. Only
+	// those: the temporary directory itself (/tmp, 1777) is not ours.
+	for p := dir; p != os.TempDir() && p != filepath.Dir(p); p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
