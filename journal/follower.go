@@ -226,12 +226,19 @@ func (f *Follower) Sync(ctx context.Context) error {
 
 func (f *Follower) sync(ctx context.Context) error {
 	mark, err := f.cfg.Journal.CompactedBefore(ctx)
-	if err != nil {
+	var damaged error
+	switch {
+	case errors.Is(err, ErrDamagedMark):
+		// The records there are still applied, but the read is not
+		// complete: the last complete read stays where it was, so that
+		// once a compaction rewrites the mark, a gap behind it is seen
+		// (and answered by catchUpAll). Meanwhile the lag grows, and
+		// health says why.
 		f.errs.WithLabelValues("mark").Inc()
-		if mark.IsZero() {
-			return fmt.Errorf("reading the compaction mark: %w", err)
-		}
-		f.log.Error("purge journal: the compaction mark is damaged: taken as now", "err", err)
+		damaged = fmt.Errorf("%w (the next purge run's compaction rewrites it)", err)
+	case err != nil:
+		f.errs.WithLabelValues("mark").Inc()
+		return fmt.Errorf("reading the compaction mark: %w", err)
 	}
 	ids, err := f.cfg.Journal.IDs(ctx)
 	if err != nil {
@@ -306,6 +313,9 @@ func (f *Follower) sync(ctx context.Context) error {
 		f.done[id] = true
 		f.mu.Unlock()
 		f.log.Info("purge journal: applied a purge the edge had missed", "id", r.ID, "urls", len(r.URLs), "prefixes", len(r.Prefixes), "tags", len(r.Tags), "all", r.All, "host", r.Host, "mode", r.Mode)
+	}
+	if first == nil {
+		first = damaged
 	}
 	return first
 }

@@ -274,12 +274,14 @@ func (j *Journal) CompactedBefore(ctx context.Context) (time.Time, error) {
 	}
 	var m compactionMark
 	if err := json.Unmarshal(b, &m); err != nil {
-		// A damaged mark: take it as "everything may be gone" rather
-		// than as "nothing".
-		return time.Now(), fmt.Errorf("journal compaction mark: %w", err)
+		return time.Time{}, fmt.Errorf("%w: %v", ErrDamagedMark, err)
 	}
 	return m.Before, nil
 }
+
+// ErrDamagedMark: the compaction mark cannot be read. Until a Compact
+// rewrites it, nobody can tell which records may have been deleted.
+var ErrDamagedMark = errors.New("journal compaction mark damaged")
 
 // Compact deletes the records issued before before, and the registry
 // entries of edges not seen since then. The mark is raised first, so
@@ -287,10 +289,10 @@ func (j *Journal) CompactedBefore(ctx context.Context) (time.Time, error) {
 // missing. It returns how many records and entries it deleted.
 func (j *Journal) Compact(ctx context.Context, before time.Time) (records, edges int, err error) {
 	cur, err := j.CompactedBefore(ctx)
-	if err != nil && cur.IsZero() {
+	if err != nil && !errors.Is(err, ErrDamagedMark) {
 		return 0, 0, err
 	}
-	if before.After(cur) {
+	if before.After(cur) { // a damaged mark is rewritten
 		b, _ := json.Marshal(compactionMark{Before: before.UTC()})
 		if err := j.st.Put(ctx, compactedKey, b); err != nil {
 			return 0, 0, err

@@ -373,3 +373,49 @@ func FuzzParseEdge(f *testing.F) {
 		}
 	})
 }
+
+// TestFollowerDamagedMark: a compaction mark that cannot be read leaves
+// the journal degraded, never purges everything again and again, and
+// still lets the records there apply, once; the next compaction rewrites
+// it, and the follower is in step again.
+func TestFollowerDamagedMark(t *testing.T) {
+	j, st := dirJournal(t)
+	ctx := context.Background()
+	fl := newFollower(t, j, "")
+	if err := fl.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, "compacted", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	r := record(t0.Add(time.Minute), "/widget/v1/login.js")
+	j.Append(ctx, r)
+	for range 3 {
+		fl.clock.Advance(10 * time.Second)
+		if err := fl.Sync(ctx); !errors.Is(err, ErrDamagedMark) {
+			t.Fatalf("Sync with a damaged mark: %v, want ErrDamagedMark", err)
+		}
+	}
+	if got := fl.appliedIDs(); len(got) != 1 || got[0] != r.ID {
+		t.Fatalf("applied %q, want the record once and nothing else", got)
+	}
+	if ok, detail := fl.Health(); ok || !strings.Contains(detail, "damaged") {
+		t.Errorf("health with a damaged mark: %v %q", ok, detail)
+	}
+	if n := testutil.ToFloat64(fl.errs.WithLabelValues("mark")); n != 3 {
+		t.Errorf("mark errors counted: %v, want 3", n)
+	}
+	// A compaction (every purge run makes one) rewrites it.
+	if _, _, err := j.Compact(ctx, t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if mark, err := j.CompactedBefore(ctx); err != nil || !mark.Equal(t0.Add(-time.Hour)) {
+		t.Fatalf("mark after the compaction: %v %v", mark, err)
+	}
+	if err := fl.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := fl.appliedIDs(); len(got) != 1 {
+		t.Errorf("applied %q after the repair, want nothing more", got)
+	}
+}
