@@ -361,12 +361,15 @@ func (f *Follower) Register(ctx context.Context, self Edge) error {
 	now := f.cfg.Now()
 	e := self
 	e.LastSeen = now.UTC()
+	f.mu.Lock()
+	f.cfg.Self = self // kept even when the write fails: each Sync retries it
+	f.mu.Unlock()
 	if err := f.cfg.Journal.Register(ctx, e); err != nil {
 		f.errs.WithLabelValues("register").Inc()
 		return err
 	}
 	f.mu.Lock()
-	f.cfg.Self, f.registered = self, now
+	f.registered = now
 	f.mu.Unlock()
 	return nil
 }

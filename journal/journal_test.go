@@ -419,3 +419,32 @@ func TestFollowerDamagedMark(t *testing.T) {
 		t.Errorf("applied %q after the repair, want nothing more", got)
 	}
 }
+
+// TestRegisterRetried: an edge that could not register at start (S3 down)
+// registers at the first read of the journal once S3 is back.
+func TestRegisterRetried(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "journal")
+	proxy := s3test.NewFaultProxy(t, srv.Endpoint())
+	ctx := context.Background()
+	st, err := store.Open(ctx, strings.Replace(proxy.OriginURL("journal", "prod"), "&region", "&connect_timeout=1s&header_timeout=2s&region", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := New(st)
+	fl := newFollower(t, j, "")
+	self := fl.cfg.Self
+	fl.cfg.Self = Edge{} // as an edge starts: its admin address not known yet
+	proxy.SetFault(s3test.Fault{Status: 503})
+	if err := fl.Register(ctx, self); err == nil {
+		t.Fatal("Register with S3 answering 503 succeeded")
+	}
+	proxy.SetFault(s3test.Fault{})
+	if err := fl.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	edges, err := j.Edges(ctx)
+	if err != nil || len(edges) != 1 || edges[0].Name != self.Name {
+		t.Fatalf("registry after S3 came back: %+v, %v; want %s", edges, err, self.Name)
+	}
+}

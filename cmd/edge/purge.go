@@ -161,7 +161,7 @@ func (ps *purgeSide) start(ctx context.Context, adminAddr net.Addr) {
 		defer ps.done.Done()
 		if err := ps.follower.Register(ctx, self); err != nil {
 			if ctx.Err() == nil {
-				ps.log.Error("purge journal: cannot register the edge (retried every minute)", "err", err)
+				ps.log.Error("purge journal: cannot register the edge (retried at each read of the journal)", "err", err)
 			}
 		} else {
 			ps.log.Info("purge journal: registered", "name", self.Name, "region", self.Region, "admin_url", self.AdminURL)
