@@ -20,6 +20,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/edgecdn/edge"
 	"github.com/edgecdn/edge/journal"
 	"github.com/edgecdn/edge/store"
 )
@@ -81,11 +82,11 @@ const catchUpText = "will apply on return (journal)"
 
 // requestReport is one request (one host) and every edge's outcome.
 type requestReport struct {
-	ID       string     `json:"id,omitempty"`
-	Host     string     `json:"host,omitempty"`
-	Request  request    `json:"request"`
-	Journal  string     `json:"journal,omitempty"` // "written", or why not
-	Outcomes []*outcome `json:"edges"`
+	ID       string            `json:"id,omitempty"`
+	Host     string            `json:"host,omitempty"`
+	Request  edge.PurgeRequest `json:"request"`
+	Journal  string            `json:"journal,omitempty"` // "written", or why not
+	Outcomes []*outcome        `json:"edges"`
 }
 
 // report is the --json document.
@@ -108,7 +109,7 @@ type summary struct {
 	NotOK     []string `json:"not_confirmed,omitempty"`
 }
 
-func (c *cli) run(ctx context.Context, reqs []request) int {
+func (c *cli) run(ctx context.Context, reqs []edge.PurgeRequest) int {
 	rep := &report{Command: c.o.command}
 	if c.o.journal != "" {
 		st, err := store.Open(ctx, c.o.journal)
@@ -193,7 +194,7 @@ func (c *cli) run(ctx context.Context, reqs []request) int {
 }
 
 // record writes req to the journal.
-func (c *cli) record(ctx context.Context, req request) error {
+func (c *cli) record(ctx context.Context, req edge.PurgeRequest) error {
 	mode := journal.Soft
 	if req.Soft != nil && !*req.Soft {
 		mode = journal.Hard

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/edgecdn/edge"
 )
 
 // Exit statuses.
@@ -247,18 +249,6 @@ func parseArgs(args []string, stderr io.Writer, getenv func(string) string) (*op
 	return o, nil
 }
 
-// request is one purge (or warm) for one host: the edges' POST /purge
-// body.
-type request struct {
-	URLs     []string `json:"urls,omitempty"`
-	Prefixes []string `json:"prefixes,omitempty"`
-	Tags     []string `json:"tags,omitempty"`
-	All      bool     `json:"all,omitempty"`
-	Host     string   `json:"host,omitempty"`
-	Soft     *bool    `json:"soft,omitempty"`
-	ID       string   `json:"id,omitempty"`
-}
-
 // splitURL takes a URL argument apart: https://HOST/PATH, or /PATH (the
 // host is --host's).
 func splitURL(arg, defHost string) (host, path string, err error) {
@@ -290,12 +280,12 @@ func splitURL(arg, defHost string) (host, path string, err error) {
 }
 
 // requests turns the command into one request per host.
-func (o *options) requests() ([]request, error) {
+func (o *options) requests() ([]edge.PurgeRequest, error) {
 	soft := !o.hard
-	var reqs []request
+	var reqs []edge.PurgeRequest
 	switch o.command {
 	case "url", "warm", "status":
-		byHost := map[string]*request{}
+		byHost := map[string]*edge.PurgeRequest{}
 		var order []string
 		for _, a := range o.args {
 			host, path, err := splitURL(a, o.host)
@@ -304,7 +294,7 @@ func (o *options) requests() ([]request, error) {
 			}
 			r, ok := byHost[host]
 			if !ok {
-				r = &request{Host: host}
+				r = &edge.PurgeRequest{Host: host}
 				byHost[host] = r
 				order = append(order, host)
 			}
@@ -314,25 +304,21 @@ func (o *options) requests() ([]request, error) {
 			reqs = append(reqs, *byHost[h])
 		}
 	case "prefix":
-		for _, p := range o.args {
-			if !strings.HasPrefix(p, "/") {
-				return nil, fmt.Errorf("prefix %q: must start with /", p)
-			}
-		}
-		reqs = []request{{Prefixes: o.args, Host: o.host}}
+		reqs = []edge.PurgeRequest{{Prefixes: o.args, Host: o.host}}
 	case "tag":
-		for _, t := range o.args {
-			if t == "" || strings.ContainsAny(t, " \t\r\n") {
-				return nil, fmt.Errorf("tag %q: one word", t)
-			}
-		}
-		reqs = []request{{Tags: o.args, Host: o.host}}
+		reqs = []edge.PurgeRequest{{Tags: o.args, Host: o.host}}
 	case "all":
-		reqs = []request{{All: true, Host: o.host}}
+		reqs = []edge.PurgeRequest{{All: true, Host: o.host}}
 	}
-	if o.command != "warm" && o.command != "status" {
-		for i := range reqs {
+	for i := range reqs {
+		if o.command != "warm" && o.command != "status" {
 			reqs[i].Soft = &soft
+		}
+		// The edges' own rules, before anything reaches an edge or the
+		// journal: a record an edge refused to apply would stand for a
+		// purge of everything.
+		if err := reqs[i].Validate(); err != nil {
+			return nil, err
 		}
 	}
 	return reqs, nil

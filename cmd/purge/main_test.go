@@ -155,6 +155,18 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q; want %d with %q", tc.args, code, stderr, tc.code, tc.want)
 		}
 	}
+	// What an edge would refuse never reaches the journal: each edge would
+	// take a record it cannot apply for a purge of everything.
+	jdir := t.TempDir()
+	for _, args := range [][]string{{"url", "/a/../tenants/acme.json"}, {"tag", "a\x01b"}, {"prefix", `/a\b`}, {"url", "/a\x00"}} {
+		code, _, stderr := purge(t, append(args, "--journal", "dir:"+jdir)...)
+		if code != exitUsage {
+			t.Errorf("%q: exit %d (%q), want %d", args, code, stderr, exitUsage)
+		}
+	}
+	if ents, _ := os.ReadDir(jdir); len(ents) != 0 {
+		t.Errorf("refused purges wrote %d entries to the journal", len(ents))
+	}
 	code, _, stderr := run2(t, []string{"url", "/a.js", "--edges", "http://127.0.0.1:1"}, "")
 	if code != exitUsage || !strings.Contains(stderr, "no admin token") {
 		t.Errorf("without a token: %d %q", code, stderr)

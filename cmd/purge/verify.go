@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgecdn/edge"
 	"github.com/edgecdn/edge/origin"
 )
 
@@ -46,7 +47,7 @@ const notFound = "(not found)"
 // edge warm the URL (fetching it as a browser's request would) and
 // compares the edge's /cache answer, asking again the edges that differ
 // until 3 × --timeout has passed.
-func (c *cli) verify(ctx context.Context, reqs []request, reports []*requestReport) []verifyResult {
+func (c *cli) verify(ctx context.Context, reqs []edge.PurgeRequest, reports []*requestReport) []verifyResult {
 	ctx, cancel := context.WithTimeout(ctx, 3*c.o.timeout)
 	defer cancel()
 	org, err := origin.Parse(ctx, c.o.origin)
