@@ -314,7 +314,13 @@ func (h *Handler) fetch(ctx context.Context, w *want, stale, broken *cache.Objec
 	default:
 		h.metrics.originReqs.WithLabelValues(s.CacheNamespace, "error").Inc()
 		var se *origin.StatusError
-		if !errors.As(err, &se) || (stale != nil && s.window(p, &stale.Meta).usable(now)) || !freshFor(se, responseTime) {
+		if errors.As(err, &se) {
+			// Its Set-Cookie is for the client whose request fetched it
+			// alone: the error goes to every request joined to the fill.
+			w.setCookie = se.Header.Values("Set-Cookie")
+			se.Header.Del("Set-Cookie")
+		}
+		if se == nil || (stale != nil && s.window(p, &stale.Meta).usable(now)) || !freshFor(se, responseTime) {
 			return nil, err
 		}
 		// An HTTP origin's 5xx that says how long it holds (a

@@ -204,7 +204,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	wt := wantFor(r, s, p)
 	obj, res, err := h.lookup(wt)
 	if err != nil {
-		h.fillFailed(w, r, s, p, err)
+		h.fillFailed(w, wt, err)
 		return
 	}
 	h.serve(w, wt, obj, res)

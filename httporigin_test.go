@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -559,5 +560,45 @@ func TestHTTPOriginFailuresLogged(t *testing.T) {
 	}
 	if a := attrs(recs[0]); a["origin"] != he.org.srv.URL || a["path"] != "/reset" || a["err"] == "" {
 		t.Errorf("log attributes %v", a)
+	}
+}
+
+// TestOriginErrorCookieNotShared: an origin's error answer is passed to
+// every request coalesced on the fill, but its Set-Cookie only to the
+// request that fetched it (as for a 200).
+func TestOriginErrorCookieNotShared(t *testing.T) {
+	he := newHTTPEdge(t, Site{})
+	entered, gate := make(chan struct{}, 64), make(chan struct{})
+	he.org.handle("/down", func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-gate
+		user := r.Header.Get("X-User")
+		w.Header().Set("Set-Cookie", "session="+user)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "down for "+user)
+	})
+	const n = 20
+	type answer struct{ user, cookie string }
+	answers := make(chan answer, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			user := fmt.Sprintf("user%d", i)
+			res := he.get(t, "GET", "/down", "X-User", user)
+			readBody(t, res)
+			answers <- answer{user, res.Header.Get("Set-Cookie")}
+		})
+	}
+	<-entered // the first fill is at the origin: the others join it, or come after
+	close(gate)
+	wg.Wait()
+	close(answers)
+	for a := range answers {
+		if a.cookie != "" && a.cookie != "session="+a.user {
+			t.Errorf("%s got Set-Cookie %q", a.user, a.cookie)
+		}
+	}
+	if got := he.fetches("/down"); got >= n {
+		t.Fatalf("no request joined a fill (%d fetches): nothing was tested", got)
 	}
 }

@@ -30,7 +30,7 @@ func (h *Handler) serve(w http.ResponseWriter, wt *want, obj *cache.Object, res 
 	dropInvalidRange(r.Header)
 	obj, body, res, err := h.open(wt, obj, res)
 	if err != nil {
-		h.openFailed(w, r, s, p, obj, err)
+		h.openFailed(w, wt, obj, err)
 		return
 	}
 	defer body.Close()
@@ -276,7 +276,8 @@ func cacheStatus(res result, win window, now time.Time) string {
 // fetch failed: 429 when the client is over its miss limit, 504 when the
 // origin timed out, else 502. The error is logged with the site, key and
 // origin; the client learns nothing of the inside.
-func (h *Handler) fillFailed(w http.ResponseWriter, r *http.Request, s *site, p string, err error) {
+func (h *Handler) fillFailed(w http.ResponseWriter, wt *want, err error) {
+	r, s, p := wt.r, wt.s, wt.p
 	if errors.Is(err, errTooManyMisses) {
 		w.Header().Set("Retry-After", "1")
 		h.reject(w, http.StatusTooManyRequests)
@@ -299,6 +300,9 @@ func (h *Handler) fillFailed(w http.ResponseWriter, r *http.Request, s *site, p 
 			if !slices.Contains(forTheEdge, name) && name != "Content-Length" {
 				w.Header()[name] = vs
 			}
+		}
+		if wt.setCookie != nil {
+			w.Header()["Set-Cookie"] = wt.setCookie // only for the request that fetched it
 		}
 		s.policy(p).apply(w.Header(), r)
 		h.metrics.requests[resultError][negotiate.Identity].Inc()
@@ -333,7 +337,8 @@ func readable(se *origin.StatusError, r *http.Request) bool {
 // openFailed answers a request whose object is cached but cannot be sent
 // in any coding the client accepts (stored in one it refuses, and not
 // transcodable), or whose body could not be opened: 502. It is logged.
-func (h *Handler) openFailed(w http.ResponseWriter, r *http.Request, s *site, p string, obj *cache.Object, err error) {
+func (h *Handler) openFailed(w http.ResponseWriter, wt *want, obj *cache.Object, err error) {
+	r, s, p := wt.r, wt.s, wt.p
 	if errors.Is(err, cache.ErrNoVariant) {
 		h.errorLog.Warn("cannot serve the object in a coding the client accepts",
 			"site", s.CacheNamespace, "path", p, "key", s.key(p), "stored_coding", obj.Meta.Coding,
@@ -343,7 +348,7 @@ func (h *Handler) openFailed(w http.ResponseWriter, r *http.Request, s *site, p 
 		h.failed(w, http.StatusBadGateway, "no-acceptable-coding")
 		return
 	}
-	h.fillFailed(w, r, s, p, err)
+	h.fillFailed(w, wt, err)
 }
 
 // failed sends an error status for an object request, never cached.
