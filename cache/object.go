@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -218,9 +219,19 @@ func decodeMeta(raw []byte) (Meta, error) {
 	return m, nil
 }
 
-// variantKey names a variant's disk file. NUL cannot occur in an object
-// key (paths with NUL are rejected before they reach the cache).
+// variantKey names a variant's disk file. Paths with NUL are rejected
+// before they reach the cache, so an object key holds NUL only where the
+// root package's Vary keys put it (see isVariantKey).
 func variantKey(key, coding string) string { return key + "\x00" + coding }
+
+// isVariantKey reports whether a disk key is a variant file's: a record
+// key, NUL, and a coding. A record key holds NUL only as its last byte
+// (the Vary responses' keys of the root package end in one), so a key
+// whose last NUL has something after it is a variant's.
+func isVariantKey(key string) bool {
+	i := strings.LastIndexByte(key, 0)
+	return i >= 0 && i < len(key)-1
+}
 
 // storedCoding is the name of the variant the origin sent.
 func storedCoding(m *Meta) string {

@@ -732,10 +732,11 @@ func (c *Cache) lurkPass() bool {
 		}
 		c.recheck(o, lp)
 	}
-	// Disk: every object record (variant files follow their record).
+	// Disk: every object record (variant files follow their record),
+	// Vary responses' included.
 	complete := true
 	c.disk.Keys(func(key string) bool {
-		if strings.IndexByte(key, 0) >= 0 {
+		if isVariantKey(key) {
 			return true
 		}
 		if !c.purgeRecord(key, target, lp) {

@@ -617,3 +617,22 @@ func TestSoftPurgeDropsNegativeEntries(t *testing.T) {
 		t.Fatalf("a soft purge kept a cached 404 (lurker): %q", f)
 	}
 }
+
+// TestPurgeReachesVaryRecordsOnDisk: a response stored under a Vary key
+// (NUL-separated, as the root package makes them) and held on disk only
+// is purged by the lurker's pass like any other record, not skipped as a
+// variant file.
+func TestPurgeReachesVaryRecordsOnDisk(t *testing.T) {
+	tc := newTestCache(t, Config{})
+	const key = "s/t.json\x00vary\x00Accept-Language=fr\x00"
+	tc.fill(t, key, tagged(text(2000), `"fr"`, "tenants"))
+	tc.Wait()
+	if len(keyFiles(tc, key)) < 2 {
+		t.Fatalf("disk files of the Vary record: %q, want its record and a variant", keyFiles(tc, key))
+	}
+	tc = tc.reopen(t, Config{}) // on disk only
+	wait(t, purge(t, tc, Purge{Selectors: []Selector{{Prefix: "s/", Tag: "tenants"}}}))
+	if obj := tc.Lookup(key); obj == nil || !obj.SoftPurged() {
+		t.Fatal("the Vary record on disk escaped the purge")
+	}
+}
