@@ -60,6 +60,7 @@ type Config struct {
 
 	fs       disk.FS         // the disk tier's file system; tests inject faults
 	lurkGate <-chan struct{} // tests: each lurker pass waits for a value
+	lurkEnd  func()          // tests: called after a pass's disk walk, before the floor moves
 }
 
 // Cache is the two-tier object cache: memory (ristretto, bounded by
@@ -90,6 +91,7 @@ type Cache struct {
 	purge       *purgeState     // purge.go
 	recordLocks [64]sync.Mutex  // see recordLock
 	lurkGate    <-chan struct{} // tests: each lurker pass waits for a value
+	lurkEnd     func()          // tests: see Config.lurkEnd
 }
 
 // New opens the cache: the memory tier, and the disk tier in cfg.Dir,
@@ -153,6 +155,7 @@ func New(cfg Config) (*Cache, error) {
 		largeDerivations: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		purge:            newPurgeState(),
 		lurkGate:         cfg.lurkGate,
+		lurkEnd:          cfg.lurkEnd,
 	}
 	c.diskState = newDiskHealth(cfg.Now, log)
 	c.diskState.probe(cfg.Dir, cfg.fs)

@@ -219,6 +219,15 @@ func (ps *purgeState) enterFill() int64 {
 	return s
 }
 
+// oldestFill is the stamp of the oldest fill in flight, or upTo when
+// none is older. Called with ps.mu held.
+func (ps *purgeState) oldestFill(upTo int64) int64 {
+	for stamp := range ps.inflight {
+		upTo = min(upTo, stamp)
+	}
+	return upTo
+}
+
 func (ps *purgeState) exitFill(stamp int64) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -711,6 +720,10 @@ func (c *Cache) lurkPass() bool {
 	target := ps.last.Load()
 	floor := ps.floor.Load()
 	rules := slices.Clone(ps.rules)
+	// A fill in flight now may store its result after the pass went by
+	// its key: the floor may not pass its stamp, even if it has ended
+	// by the time the pass does.
+	oldest := ps.oldestFill(target)
 	ps.mu.Unlock()
 	if target <= floor {
 		return true
@@ -751,7 +764,10 @@ func (c *Cache) lurkPass() bool {
 		c.log.Warn("cache: a purge could not be applied to every disk entry (the disk refuses changes); retrying", "retry", lurkRetry.String())
 		return false
 	}
-	return c.advanceFloor(target)
+	if c.lurkEnd != nil {
+		c.lurkEnd()
+	}
+	return c.advanceFloor(target, oldest)
 }
 
 func (c *Cache) stopping() bool {
@@ -764,17 +780,14 @@ func (c *Cache) stopping() bool {
 }
 
 // advanceFloor records that every entry is checked up to target, except
-// the results of fills that began earlier and are still in flight: the
-// rules above the oldest of those stay. It drops the rules below the new
+// the results of fills that began earlier and were in flight when the
+// pass began (oldestAtStart) or still are: the rules above the oldest of
+// those stay. It drops the rules below the new
 // floor and reports whether it dropped every rule up to target.
-func (c *Cache) advanceFloor(target int64) bool {
+func (c *Cache) advanceFloor(target, oldestAtStart int64) bool {
 	ps := c.purge
 	ps.mu.Lock()
-	floor := target
-	for stamp := range ps.inflight {
-		floor = min(floor, stamp)
-	}
-	floor = max(floor, ps.floor.Load())
+	floor := max(min(ps.oldestFill(target), oldestAtStart), ps.floor.Load())
 	for _, r := range ps.rules {
 		if r.seq <= target {
 			select {

@@ -636,3 +636,40 @@ func TestPurgeReachesVaryRecordsOnDisk(t *testing.T) {
 		t.Fatal("the Vary record on disk escaped the purge")
 	}
 }
+
+// TestFillEndingDuringLurkerPass: a fill from before a purge that stores
+// its result while the lurker walks the disk, and ends before the pass
+// does, is not taken as checked: the purge still selects it.
+func TestFillEndingDuringLurkerPass(t *testing.T) {
+	cfg, gate := pausedLurker()
+	entered, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	cfg.lurkEnd = func() {
+		select {
+		case <-release:
+		default:
+			close(release) // the fill stores and ends now, between the walk and the floor
+			<-done
+		}
+	}
+	tc := newTestCache(t, cfg)
+	go func() {
+		defer close(done)
+		tc.Fill(context.Background(), "s/slow.js", time.Minute, func(context.Context) (*Response, error) {
+			close(entered)
+			<-release
+			return tagged([]byte("old"), `"old"`, "t"), nil
+		})
+	}()
+	<-entered
+	pg := purge(t, tc, Purge{Selectors: []Selector{{Prefix: "s/", Tag: "t"}}, Hard: true})
+	gate <- struct{}{}
+	<-done
+	tc.Wait()
+	if tc.Lookup("s/slow.js") != nil {
+		t.Fatal("a fill that ended during the lurker's pass escaped a hard purge")
+	}
+	wait(t, pg)
+	if tc.reopen(t, Config{}).Lookup("s/slow.js") != nil {
+		t.Fatal("after a restart, the fill's result came back")
+	}
+}
