@@ -142,7 +142,7 @@ func (w *want) satisfied(win window, obj *cache.Object, now time.Time) bool {
 	if d.requestNoCache || d.noCache0 {
 		return false
 	}
-	if d.hasMaxAge && time.Duration(obj.Meta.Age(now))*time.Second > d.maxAge {
+	if d.hasMaxAge && time.Duration(ageSeconds(&obj.Meta, now))*time.Second > d.maxAge { // the Age the client would see
 		return false
 	}
 	at := now

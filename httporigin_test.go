@@ -602,3 +602,22 @@ func TestOriginErrorCookieNotShared(t *testing.T) {
 		t.Fatalf("no request joined a fill (%d fetches): nothing was tested", got)
 	}
 }
+
+// TestRequestMaxAgeCountsAgeOnArrival: a request's max-age is held
+// against the age the client would see, the origin's Age included
+// (RFC 9111 §5.2.1.1), not only the time the edge has held it.
+func TestRequestMaxAgeCountsAgeOnArrival(t *testing.T) {
+	he := newHTTPEdge(t, Site{})
+	he.org.answer("/aged", 200, "aged", "Cache-Control", "max-age=3600", "Age", "3000")
+	readBody(t, he.get(t, "GET", "/aged"))
+	for _, tc := range []struct{ maxAge, want string }{
+		{"max-age=60", "edge; fwd=stale"}, // 3000 s old: asked again (a 304)
+		{"max-age=3500", "edge; hit"},
+	} {
+		res := he.get(t, "GET", "/aged", "Cache-Control", tc.maxAge)
+		readBody(t, res)
+		if cs := res.Header.Get("Cache-Status"); !strings.HasPrefix(cs, tc.want) {
+			t.Errorf("%s on a response 3000 s old: Cache-Status %q, want %q", tc.maxAge, cs, tc.want)
+		}
+	}
+}

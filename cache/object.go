@@ -129,15 +129,6 @@ type legacyRecord struct {
 	SIE     time.Duration `json:"sie"`
 }
 
-// Age is how long ago the origin last gave or confirmed this version
-// (RFC 9111 §5.1), in whole seconds, never negative.
-func (m *Meta) Age(now time.Time) int64 {
-	if a := now.Sub(m.Fetched); a > 0 {
-		return int64(a / time.Second)
-	}
-	return 0
-}
-
 // Object is one cached object version and the variants derived from it.
 // Its Meta never changes; a refreshed or replaced version is a new Object.
 type Object struct {
