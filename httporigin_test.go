@@ -621,3 +621,20 @@ func TestRequestMaxAgeCountsAgeOnArrival(t *testing.T) {
 		}
 	}
 }
+
+// TestPassedResponsesGetThePolicy: a POST passed to the origin gets the
+// CORS and configured headers of its path, as a cached response does: a
+// browser would otherwise block the answer to a preflight the edge
+// allowed.
+func TestPassedResponsesGetThePolicy(t *testing.T) {
+	he := newHTTPEdge(t, Site{
+		CORS:    &CORS{AllowOrigins: []string{"https://login.customer.com"}, AllowMethods: []string{"GET", "HEAD", "POST"}},
+		Headers: map[string]string{"X-Content-Type-Options": "nosniff"},
+	})
+	he.org.handle("/submit", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	res := he.get(t, "POST", "/submit", "Origin", "https://login.customer.com")
+	readBody(t, res)
+	if res.StatusCode != 200 || res.Header.Get("Access-Control-Allow-Origin") != "https://login.customer.com" || res.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("passed POST: %d, headers %v", res.StatusCode, res.Header)
+	}
+}

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 
@@ -34,6 +35,12 @@ func (h *Handler) newPass(s *site) *httputil.ReverseProxy {
 		},
 		Transport: p,
 		ModifyResponse: func(res *http.Response) error {
+			if p, ok := s.requestPath(res.Request.URL); ok {
+				// CORS and the configured headers, as on every other
+				// response of the path (the outgoing request carries the
+				// client's Origin).
+				s.policy(p).apply(res.Header, res.Request)
+			}
 			if res.StatusCode >= 200 && res.StatusCode < 400 && !safeMethods[res.Request.Method] {
 				h.invalidate(s, res.Request, res)
 			}
@@ -45,7 +52,7 @@ func (h *Handler) newPass(s *site) *httputil.ReverseProxy {
 			}
 			h.failed(w, http.StatusBadGateway, "origin-error")
 		},
-		ErrorLog: nil,
+		ErrorLog: slog.NewLogLogger(h.errorLog.Handler(), slog.LevelWarn),
 	}
 }
 
