@@ -405,7 +405,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 					log.Warn("SIGHUP: nothing to reload; flags and -config are read at start (restart the edge to apply a change)")
 					continue
 				}
-				tside.reload()
+				if err := tside.reload(); err != nil {
+					log.Error("SIGHUP: not everything reloaded; what failed keeps what it had", "err", err)
+					continue
+				}
 				log.Info("SIGHUP: certificates and ticket keys re-read")
 			}
 		}

@@ -59,8 +59,18 @@ func TestSIGHUP(t *testing.T) {
 	os.Rename(certFile+".new", certFile)
 	withTLS.cmd.Process.Signal(syscall.SIGHUP)
 	withTLS.waitFor(t, "SIGHUP: certificates and ticket keys re-read")
-	if !bytes.Equal(leaf(httpsAddr), fileDER()) {
+	served := fileDER()
+	if !bytes.Equal(leaf(httpsAddr), served) {
 		t.Error("after SIGHUP the edge still serves the previous certificate")
+	}
+	// A broken file: SIGHUP says so, and the certificate in use stays.
+	if err := os.WriteFile(certFile, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withTLS.cmd.Process.Signal(syscall.SIGHUP)
+	withTLS.waitFor(t, "SIGHUP: not everything reloaded; what failed keeps what it had")
+	if !bytes.Equal(leaf(httpsAddr), served) {
+		t.Error("after a SIGHUP with a broken file the edge no longer serves the certificate it had")
 	}
 
 	plain := startBinary(t, bin, "-cache-dir", filepath.Join(dir, "b"), "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0")

@@ -436,15 +436,17 @@ func (t *tlsSide) serve(ctx context.Context, h http.Handler, errc chan<- error) 
 	return nil
 }
 
-// reload re-reads static certificates and ticket keys (SIGHUP); each
-// failure is logged, and what was loaded before stays in use.
-func (t *tlsSide) reload() {
+// reload re-reads static certificates and ticket keys (SIGHUP). What
+// was loaded before stays in use where it fails.
+func (t *tlsSide) reload() error {
+	var errs []error
 	if t.certs.Static != nil {
-		_ = t.certs.Static.Reload()
+		errs = append(errs, t.certs.Static.Reload())
 	}
 	if t.tickets != nil {
-		_ = t.tickets.Check(t.ctx)
+		errs = append(errs, t.tickets.Check(t.ctx))
 	}
+	return errors.Join(errs...)
 }
 
 // httpsPort is the HTTPS listener's port: as bound once serving (-https
