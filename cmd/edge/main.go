@@ -31,6 +31,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/edgecdn/edge"
 	"github.com/edgecdn/edge/cache"
+	"github.com/edgecdn/edge/internal/lograte"
 	"github.com/edgecdn/edge/origin"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -294,7 +295,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hk hooks)
 	if o.accessLog {
 		// Buffered (accesslog.go); written out at the latest a second
 		// after a request, and at exit.
-		buf := newBufferedLog(stdout, log)
+		// Its write errors come per flush: rate-limited, or a full disk
+		// would get an error line a second from every edge.
+		buf := newBufferedLog(stdout, lograte.Logger(log, time.Minute, time.Now))
 		defer buf.Close()
 		accessLog = slog.New(slog.NewJSONHandler(buf, nil))
 	}
