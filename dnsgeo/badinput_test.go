@@ -257,6 +257,7 @@ func TestRejectedPackets(t *testing.T) {
 	badFamily.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: []byte{0, 3, 24, 0, 10, 0, 0}}}
 	badScope := edns(q("cdn.example.test.", dns.TypeA))
 	badScope.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: []byte{0, 1, 24, 40, 10, 0, 0}}}
+	noQuestion := edns(new(dns.Msg))
 	tests := []struct {
 		name     string
 		q        *dns.Msg
@@ -270,6 +271,7 @@ func TestRejectedPackets(t *testing.T) {
 		{"opcode UPDATE without EDNS", update, dns.RcodeNotImplemented, "example.test.", false},
 		{"ECS of an unknown family (does not parse)", badFamily, dns.RcodeFormatError, "cdn.example.test.", true},
 		{"ECS scope over 32 (does not parse)", badScope, dns.RcodeFormatError, "cdn.example.test.", true},
+		{"no question, with EDNS", noQuestion, dns.RcodeFormatError, "", true},
 	}
 	for _, network := range []string{"udp", "tcp"} {
 		for _, tc := range tests {

@@ -159,6 +159,10 @@ func rejectReply(pkt []byte, rcode int, out []byte) ([]byte, uint16) {
 		0, 0, 0, 0, 0, 0, 0, 0)
 	qd, an, ns, ar := int(be16(pkt[4:])), int(be16(pkt[6:])), int(be16(pkt[8:])), int(be16(pkt[10:]))
 	if qd == 0 {
+		if do, _, found := findOPT(pkt, headerLen, 0, an+ns, ar); found {
+			b = appendOPTHeader(b, do, 0)
+			b[11] = 1
+		}
 		return b, 0
 	}
 	nb, end, ok := appendName(b, pkt, headerLen)
