@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,11 @@ type want struct {
 	// setCookie is the origin's Set-Cookie, for the client whose request
 	// made the fetch only: never stored, never given to another.
 	setCookie []string
+	// varied are, for the edge's own revalidation of a response that
+	// varies (r nil), the triggering request's values of the fields it
+	// varies on: what the origin is asked with, and the key it is kept
+	// under.
+	varied http.Header
 }
 
 // wantFor is what the request r wants of site s at path p. For an HTTP
@@ -87,7 +93,7 @@ func (w *want) client() string {
 // header is the request header, or none for the edge's own work.
 func (w *want) header() http.Header {
 	if w.r == nil {
-		return nil
+		return w.varied
 	}
 	return w.r.Header
 }
@@ -120,7 +126,7 @@ func (h *Handler) lookup(w *want) (*cache.Object, result, error) {
 	case w.dirs.onlyIfCached:
 		return nil, resultError, errOnlyIfCached
 	case win.revalidating(now) && !w.dirs.requestNoCache:
-		h.revalidate(w.s, w.p, obj)
+		h.revalidate(w, obj)
 		return obj, resultRevalidating, nil
 	case win.usable(now) && w.s.allDown():
 		// Every origin is known down: do not make the client wait for a
@@ -242,16 +248,26 @@ func (h *Handler) failure(s *site, p string, err error) []any {
 }
 
 // revalidate refreshes stale in the background, at most once at a time
-// per key however many requests see it stale.
-func (h *Handler) revalidate(s *site, p string, stale *cache.Object) {
-	key := stale.Key
+// per key however many requests see it stale; a response that varies is
+// asked for with trigger's values of the fields it varies on.
+func (h *Handler) revalidate(trigger *want, stale *cache.Object) {
+	s, p, key := trigger.s, trigger.p, stale.Key
 	if _, busy := h.revalidating.LoadOrStore(key, struct{}{}); busy {
 		return
+	}
+	var varied http.Header
+	if rh := trigger.header(); len(stale.Meta.Vary) > 0 && rh != nil {
+		varied = make(http.Header, len(stale.Meta.Vary))
+		for _, f := range stale.Meta.Vary {
+			if vs, ok := rh[f]; ok {
+				varied[f] = slices.Clone(vs)
+			}
+		}
 	}
 	started := h.goBackground(func(ctx context.Context) {
 		defer h.revalidating.Delete(key)
 		w := wantFor(nil, s, p)
-		w.key = key
+		w.key, w.varied = key, varied
 		// An origin failure with the copy still usable is logged by fill.
 		if _, _, err := h.fillCtx(ctx, w, stale, nil); err != nil && ctx.Err() == nil {
 			h.errorLog.Warn("background revalidation failed", h.failure(s, p, err)...)
@@ -281,8 +297,12 @@ func (h *Handler) fetch(ctx context.Context, w *want, stale, broken *cache.Objec
 			cond.IfModifiedSince = stale.Meta.LastModified
 		}
 	}
-	if s.speaksHTTP && w.r != nil {
+	switch {
+	case !s.speaksHTTP:
+	case w.r != nil:
 		cond.Header = forwardHeader(w.r)
+	case w.varied != nil:
+		cond.Header = w.varied.Clone()
 	}
 	start := time.Now()
 	o, err := s.Origin.Get(ctx, p, cond)

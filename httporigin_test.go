@@ -638,3 +638,45 @@ func TestPassedResponsesGetThePolicy(t *testing.T) {
 		t.Errorf("passed POST: %d, headers %v", res.StatusCode, res.Header)
 	}
 }
+
+// TestBackgroundRevalidationOfAVariant: a stale response stored under a
+// Vary key is revalidated in the background with the triggering
+// request's values of the varying fields, and refreshed in place: the
+// origin is asked once, and the next request is a hit.
+func TestBackgroundRevalidationOfAVariant(t *testing.T) {
+	he := newHTTPEdge(t, Site{})
+	he.org.handle("/v", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Accept-Language")
+		w.Header().Set("Cache-Control", "max-age=10, stale-while-revalidate=600")
+		w.Header().Set("ETag", `"`+r.Header.Get("Accept-Language")+`"`)
+		if r.Header.Get("If-None-Match") == `"`+r.Header.Get("Accept-Language")+`"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		io.WriteString(w, "lang="+r.Header.Get("Accept-Language"))
+	})
+	fr := func() *http.Response {
+		res := he.get(t, "GET", "/v", "Accept-Language", "fr")
+		if b := string(readBody(t, res)); b != "lang=fr" {
+			t.Fatalf("fr got %q", b)
+		}
+		return res
+	}
+	fr()
+	he.clock.Advance(20 * time.Second)
+	if cs := fr().Header.Get("Cache-Status"); !strings.Contains(cs, "stale") && !strings.Contains(cs, "revalidat") {
+		t.Fatalf("after expiry: Cache-Status %q, want the stale copy while it revalidates", cs)
+	}
+	waitBackground(he.h)
+	reqs := he.org.requests("/v")
+	if len(reqs) != 2 || reqs[1].header.Get("Accept-Language") != "fr" || reqs[1].header.Get("If-None-Match") != `"fr"` {
+		t.Fatalf("origin saw %d requests, the revalidation with Accept-Language %q If-None-Match %q; want fr and \"fr\"",
+			len(reqs), reqs[len(reqs)-1].header.Get("Accept-Language"), reqs[len(reqs)-1].header.Get("If-None-Match"))
+	}
+	if cs := fr().Header.Get("Cache-Status"); !strings.HasPrefix(cs, "edge; hit") {
+		t.Errorf("after the revalidation: Cache-Status %q, want a hit", cs)
+	}
+	if n := len(he.org.requests("/v")); n != 2 {
+		t.Errorf("origin asked %d times, want 2", n)
+	}
+}
