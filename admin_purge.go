@@ -370,7 +370,7 @@ func (h *Handler) servePurge(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.Purge(req, purgeWait)
 	switch {
-	case errors.Is(err, ErrUnknownHost):
+	case errors.Is(err, ErrUnknownHost), errors.Is(err, cache.ErrPurgeTooLarge):
 		h.badRequest(w, r, "purge", err)
 		return
 	case errors.Is(err, cache.ErrPurgeBacklog):

@@ -72,6 +72,10 @@ const (
 // for the lurker: retry in a few seconds.
 var ErrPurgeBacklog = errors.New("cache: too many purges waiting to be applied; retry shortly")
 
+// ErrPurgeTooLarge is returned by Purge for one purge larger than the
+// cache can ever hold or record: retrying cannot help, splitting it does.
+var ErrPurgeTooLarge = errors.New("cache: purge too large: split it into smaller ones")
+
 // A Selector picks the objects a purge applies to.
 type Selector struct {
 	// Prefix selects the objects whose key starts with it; "" selects
@@ -334,6 +338,10 @@ func (c *Cache) Purge(p Purge) (*Purging, error) {
 			return &Purging{Duplicate: true}, nil
 		}
 	}
+	if r.size() > maxPurgeSelectors {
+		ps.mu.Unlock()
+		return nil, fmt.Errorf("%w (%d selectors, at most %d)", ErrPurgeTooLarge, r.size(), maxPurgeSelectors)
+	}
 	if ps.selectors+r.size() > maxPurgeSelectors {
 		ps.mu.Unlock()
 		ps.poke()
@@ -343,7 +351,10 @@ func (c *Cache) Purge(p Purge) (*Purging, error) {
 	var notDurable error
 	if ps.log == nil {
 		notDurable = errors.New("cache: closed")
-	} else if err := ps.log.appendRule(r); err != nil {
+	} else if err := ps.log.appendRule(r); errors.Is(err, ErrPurgeTooLarge) {
+		ps.mu.Unlock()
+		return nil, err // nothing written: the disk is fine
+	} else if err != nil {
 		notDurable = err
 		c.diskState.failed(fmt.Errorf("recording a purge: %w", err))
 	}

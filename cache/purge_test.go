@@ -482,6 +482,21 @@ func TestPurgeBacklog(t *testing.T) {
 	gate <- struct{}{}
 	wait(t, pg)
 	purge(t, tc, Purge{Selectors: sel(11)})
+
+	// One purge that can never fit, by count or by the bytes to record:
+	// refused as too large (not "retry"), and the disk stays healthy.
+	long := make([]Selector, 2000)
+	for i := range long {
+		long[i] = Selector{Prefix: fmt.Sprintf("/%d/%s", i, strings.Repeat("x", 3000))}
+	}
+	for name, p := range map[string]Purge{"count": {Selectors: sel(maxPurgeSelectors + 1)}, "bytes": {Selectors: long}} {
+		if _, err := tc.Purge(p); !errors.Is(err, ErrPurgeTooLarge) {
+			t.Errorf("too large by %s: %v, want ErrPurgeTooLarge", name, err)
+		}
+	}
+	if ok, detail := tc.DiskHealth(); !ok {
+		t.Errorf("disk after refused purges: %s, want healthy", detail)
+	}
 }
 
 func TestVariantsListed(t *testing.T) {

@@ -247,7 +247,7 @@ func (l *purgeLog) appendRule(r *rule) error {
 		return err
 	}
 	if len(b) > maxPurgeStateLine {
-		return fmt.Errorf("purge of %d bytes: too large to record", len(b))
+		return fmt.Errorf("%w (%d bytes to record, at most %d)", ErrPurgeTooLarge, len(b), maxPurgeStateLine)
 	}
 	if _, err := l.f.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("%s: %w", l.path, err)
