@@ -312,10 +312,7 @@ func (j *Journal) Compact(ctx context.Context, before time.Time) (records, edges
 		}
 		records++
 	}
-	list, err := j.Edges(ctx)
-	if err != nil {
-		return records, edges, err
-	}
+	list, err := j.Edges(ctx) // an unreadable entry is left for the next compaction
 	for _, e := range list {
 		if e.LastSeen.Before(before) {
 			if err := j.st.Delete(ctx, edgesDir+e.Name); err != nil {
@@ -324,7 +321,7 @@ func (j *Journal) Compact(ctx context.Context, before time.Time) (records, edges
 			edges++
 		}
 	}
-	return records, edges, nil
+	return records, edges, err
 }
 
 // Register writes (or refreshes) e's registry entry.
@@ -339,16 +336,15 @@ func (j *Journal) Register(ctx context.Context, e Edge) error {
 	return j.st.Put(ctx, edgesDir+e.Name, b)
 }
 
-// Edges returns the registry, sorted by name. Entries that cannot be
-// read are skipped (they are reported in the error only when no entry
-// can be read at all).
+// Edges returns the registry, sorted by name: every entry it could read,
+// and, when some could not be (unreachable, damaged), an error saying so
+// beside them. An entry deleted meanwhile is no error.
 func (j *Journal) Edges(ctx context.Context) ([]Edge, error) {
 	keys, err := j.st.List(ctx, edgesDir)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Edge, len(keys))
-	ok := make([]bool, len(keys))
 	errs := make([]error, len(keys))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
@@ -361,22 +357,22 @@ func (j *Journal) Edges(ctx context.Context) ([]Edge, error) {
 			if err == nil {
 				out[i], err = ParseEdge(b)
 			}
-			ok[i], errs[i] = err == nil, err
+			errs[i] = err
 		}()
 	}
 	wg.Wait()
 	var edges []Edge
-	var firstErr error
-	for i := range keys {
-		switch {
-		case ok[i]:
+	var unread []error
+	for i, k := range keys {
+		switch err := errs[i]; {
+		case err == nil:
 			edges = append(edges, out[i])
-		case !errors.Is(errs[i], fs.ErrNotExist) && firstErr == nil:
-			firstErr = errs[i]
+		case !errors.Is(err, fs.ErrNotExist):
+			unread = append(unread, fmt.Errorf("%s: %w", strings.TrimPrefix(k, edgesDir), err))
 		}
 	}
-	if len(edges) == 0 && firstErr != nil {
-		return nil, firstErr
+	if len(unread) > 0 {
+		return edges, fmt.Errorf("%d registry entries unreadable: %w", len(unread), errors.Join(unread...))
 	}
 	return edges, nil
 }

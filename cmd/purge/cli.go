@@ -39,6 +39,9 @@ type cli struct {
 	stderr  io.Writer
 	now     func() time.Time
 	journal *journal.Journal
+	// unlisted says why some registered edges are unknown (registry
+	// entries that could not be read): the run cannot say "every edge".
+	unlisted string
 
 	mu         sync.Mutex
 	transports map[string]*http.Transport // by TLS server name ("" for the default)
@@ -463,6 +466,9 @@ func (c *cli) finish(rep *report, journalOK bool) int {
 	}
 	s := &rep.Summary
 	s.Edges = len(order)
+	if c.unlisted != "" && !c.o.allowCatch {
+		s.NotOK = append(s.NotOK, c.unlisted)
+	}
 	for _, u := range order {
 		a := edges[u]
 		switch a.status {

@@ -347,6 +347,19 @@ func TestRegistryAndCatchUp(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "1 will apply on return (journal) (allowed)") {
 		t.Fatalf("--allow-catchup: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+
+	// A registry entry that cannot be read: its edge is unknown, so the
+	// run cannot say every edge confirmed, though every edge it knows did.
+	jdir2 := t.TempDir()
+	st2, _ := store.NewDir(jdir2)
+	journal.New(st2).Register(ctx, journal.Edge{Name: "edge-a", AdminURL: a.admin.URL, LastSeen: time.Now()})
+	if err := st2.Put(ctx, "edges/edge-broken", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = purge(t, "tag", "release-44", "--journal", "dir:"+jdir2, "--timeout", "2s")
+	if code != exitNotAll || !strings.Contains(stderr, "could not be read") || !strings.Contains(stderr, "edge-broken") {
+		t.Fatalf("with an unreadable registry entry: exit %d\n%s\n%s", code, stdout, stderr)
+	}
 }
 
 // TestEdgesDNS: every A and AAAA record of a name is an edge, asked of a

@@ -164,8 +164,14 @@ func (c *cli) targets(ctx context.Context) (list []*target, notes []string, err 
 		rctx, cancel := context.WithTimeout(ctx, c.o.timeout)
 		defer cancel()
 		edges, err := c.journal.Edges(rctx)
-		if err != nil {
+		switch {
+		case err != nil && len(edges) == 0:
 			return nil, nil, fmt.Errorf("--journal %s: reading the registry: %w", c.journal, err)
+		case err != nil:
+			// The edges behind those entries still read the record from
+			// the journal, but none of them is confirmed.
+			c.unlisted = fmt.Sprintf("edges whose registry entries could not be read (%v) (%s)", err, catchUpText)
+			notes = append(notes, c.unlisted)
 		}
 		skipped := 0
 		for _, e := range edges {
