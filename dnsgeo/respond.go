@@ -16,7 +16,6 @@ const headerLen = 12
 const (
 	bitQR     = 0x80 // byte 2
 	bitOpcode = 0x78 // byte 2
-	bitAA     = 0x04 // byte 2
 	bitTC     = 0x02 // byte 2
 	bitRD     = 0x01 // byte 2
 	bitCD     = 0x10 // byte 3

@@ -104,9 +104,6 @@ failed, or the journal could not be written; 2 bad usage; 3 no edge found.
 
 Options:
 `)
-	if fs == nil {
-		return
-	}
 	fs.VisitAll(func(f *flag.Flag) {
 		name, help := flag.UnquoteUsage(f)
 		line := "  --" + f.Name
@@ -182,10 +179,7 @@ func parseArgs(args []string, stderr io.Writer, getenv func(string) string) (*op
 	}
 	for {
 		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, err
+			return nil, err // flag.ErrHelp included: the caller prints the usage
 		}
 		rest = fs.Args()
 		if len(rest) == 0 {
