@@ -52,6 +52,7 @@ type options struct {
 	out        string        // report directory
 	skip       map[string]bool
 	serverCPU  string
+	serverCPUs map[int]bool // serverCPU, parsed
 	loadgenCPU string
 }
 
@@ -69,6 +70,11 @@ func main() {
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "taskset CPU list of the servers")
 	flag.StringVar(&o.loadgenCPU, "loadgen-cpu", "1", "taskset CPU list of dnsperf")
 	flag.Parse()
+	var err error
+	if o.serverCPUs, err = parseCPUList(o.serverCPU); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/dns: -server-cpu:", err)
+		os.Exit(2)
+	}
 	o.skip = map[string]bool{}
 	for _, s := range strings.Split(skip, ",") {
 		if s != "" {
@@ -578,11 +584,11 @@ func dnsperfArgs(dir string, port int, w workload) []string {
 // queries outstanding) against port, and measures the CPU time that
 // the server (process pid and its children) and dnsperf used.
 func throughput(ctx context.Context, o options, dir string, port int, w workload, pid int) (sample, error) {
-	before, busyBefore := treeCPU(pid), cpuBusy(o.serverCPU)
+	before, busyBefore := treeCPU(pid), cpuBusy(o.serverCPUs)
 	t0 := time.Now()
 	cmd := pinned(ctx, o.loadgenCPU, "dnsperf", append(dnsperfArgs(dir, port, w), "-l", secs(o.duration), "-c", "4", "-q", "200")...)
 	out, err := cmd.CombinedOutput()
-	smp := sample{seconds: time.Since(t0).Seconds(), serverCPU: treeCPU(pid) - before, busy: cpuBusy(o.serverCPU) - busyBefore}
+	smp := sample{seconds: time.Since(t0).Seconds(), serverCPU: treeCPU(pid) - before, busy: cpuBusy(o.serverCPUs) - busyBefore}
 	if err != nil {
 		return smp, fmt.Errorf("dnsperf: %v: %s", err, lastLines(out, 5))
 	}
@@ -636,25 +642,32 @@ func fixedRate(ctx context.Context, o options, dir string, port int, w workload)
 	return l, nil
 }
 
-// cpuBusy returns the seconds the CPUs in list (taskset syntax: "0",
-// "0,2", "0-3") have been busy, from /proc/stat: user, nice, system,
+// parseCPUList parses a taskset CPU list: "0", "0,2", "0-3".
+func parseCPUList(list string) (map[int]bool, error) {
+	cpus := map[int]bool{}
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, found := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		b := a
+		if err == nil && found {
+			b, err = strconv.Atoi(hi)
+		}
+		if err != nil || a < 0 || b < a {
+			return nil, fmt.Errorf("%q: want CPU numbers and ranges, comma-separated (0,2 or 0-3)", list)
+		}
+		for c := a; c <= b; c++ {
+			cpus[c] = true
+		}
+	}
+	return cpus, nil
+}
+
+// cpuBusy returns the seconds the CPUs in want have been busy, from /proc/stat: user, nice, system,
 // irq and softirq time. Unlike a process's own CPU time, this counts
 // the kernel's network work done for the server in softirq context
 // (loopback delivery, ksoftirqd), which is not charged to the process,
 // and also whatever else ran on those CPUs.
-func cpuBusy(list string) float64 {
-	want := map[int]bool{}
-	for _, part := range strings.Split(list, ",") {
-		lo, hi, found := strings.Cut(part, "-")
-		a, _ := strconv.Atoi(lo)
-		b := a
-		if found {
-			b, _ = strconv.Atoi(hi)
-		}
-		for c := a; c <= b; c++ {
-			want[c] = true
-		}
-	}
+func cpuBusy(want map[int]bool) float64 {
 	data, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0
