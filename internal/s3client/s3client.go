@@ -133,9 +133,6 @@ func New(ctx context.Context, u *url.URL, what string) (*Bucket, error) {
 		return nil, fmt.Errorf("%s: unexpected #fragment", what)
 	}
 	bucket := u.Host
-	if msg := checkBucketName(bucket); msg != "" {
-		return nil, fmt.Errorf("%s: invalid bucket name %q: %s", what, bucket, msg)
-	}
 	prefix := strings.Trim(u.Path, "/")
 	if prefix != "" && !validPrefix(prefix) {
 		return nil, fmt.Errorf("%s: invalid prefix %q", what, prefix)
@@ -174,6 +171,9 @@ func New(ctx context.Context, u *url.URL, what string) (*Bucket, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: path_style %q: want true or false", what, q.Get("path_style"))
 		}
+	}
+	if msg := checkBucketName(bucket, pathStyle); msg != "" {
+		return nil, fmt.Errorf("%s: invalid bucket name %q: %s", what, bucket, msg)
 	}
 	dialTimeout, err := DurationParam(q, "connect_timeout", DefaultDialTimeout, what)
 	if err != nil {
@@ -252,15 +252,21 @@ func DurationParam(q url.Values, name string, def time.Duration, what string) (t
 // 63 characters, lower-case letters, digits, dots and hyphens, starting
 // and ending with a letter or digit, no two dots in a row, not an IPv4
 // address (the general purpose bucket rules). A name S3 would refuse is
-// an error at start rather than a 403 or 404 on every request.
-func checkBucketName(b string) string {
+// an error at start rather than a 403 or 404 on every request. With
+// path-style addressing the legacy us-east-1 names (before March 2018:
+// up to 255 characters, upper case and underscores) still work, and are
+// allowed.
+func checkBucketName(b string, pathStyle bool) string {
+	if pathStyle && len(b) >= 3 && len(b) <= 255 && strings.Trim(b, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == "" {
+		return ""
+	}
 	if len(b) < 3 || len(b) > 63 {
 		return "3 to 63 characters"
 	}
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
-			return "only lower-case letters, digits, dots and hyphens"
+			return "only lower-case letters, digits, dots and hyphens (a legacy us-east-1 name needs path_style=true)"
 		}
 	}
 	if !isAlnum(b[0]) || !isAlnum(b[len(b)-1]) {
