@@ -492,7 +492,10 @@ func (c *cli) finish(rep *report, journalOK bool) int {
 	if c.o.json {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(c.stderr, "purge: writing the report: %v\n", err)
+			return exitNotAll
+		}
 		return rep.Exit
 	}
 	c.printLines(rep)
@@ -565,10 +568,10 @@ func (c *cli) statusText(oc *outcome) string {
 		return catchUpText
 	case statusOK:
 		if c.o.command == "status" {
-			var e struct {
-				Status string `json:"status"`
+			var e edge.CacheEntry
+			if err := json.Unmarshal(oc.answer, &e); err != nil {
+				return "unreadable answer"
 			}
-			json.Unmarshal(oc.answer, &e)
 			return e.Status
 		}
 		if oc.Duplicate {
@@ -584,21 +587,16 @@ func (c *cli) detail(oc *outcome) string {
 	}
 	switch c.o.command {
 	case "status":
-		var e struct {
-			ETag     string `json:"etag"`
-			Expires  string `json:"expires"`
-			Purged   string `json:"purged"`
-			Variants []struct {
-				Coding string `json:"coding"`
-			} `json:"variants"`
+		var e edge.CacheEntry
+		if err := json.Unmarshal(oc.answer, &e); err != nil {
+			return err.Error()
 		}
-		json.Unmarshal(oc.answer, &e)
 		var parts []string
 		if e.ETag != "" {
 			parts = append(parts, "etag "+e.ETag)
 		}
-		if e.Expires != "" {
-			parts = append(parts, "expires "+e.Expires)
+		if e.Expires != nil {
+			parts = append(parts, "expires "+e.Expires.Format(time.RFC3339))
 		}
 		if e.Purged != "" {
 			parts = append(parts, e.Purged+"-purged")

@@ -121,12 +121,12 @@ func (c *cli) verifyEdge(ctx context.Context, t *target, host string, want map[s
 				still = append(still, p)
 				continue
 			}
-			var e struct {
-				ETag         string `json:"etag"`
-				Status       string `json:"status"`
-				OriginStatus int    `json:"origin_status"`
+			var e edge.CacheEntry
+			if err := json.Unmarshal(oc.answer, &e); err != nil {
+				problems[p] = "cache: an answer that is not an entry: " + err.Error()
+				still = append(still, p)
+				continue
 			}
-			json.Unmarshal(oc.answer, &e)
 			switch {
 			case want[p] == notFound && (e.Status == "not cached" || e.OriginStatus == 404):
 				got[p] = notFound
