@@ -31,14 +31,6 @@ import (
 // read from a reused sockaddr and copied as it is into the reply's
 // header, with no allocation.
 
-// mmsghdr is struct mmsghdr of <sys/socket.h>: a msghdr and the
-// length the kernel received or sent, padded to the pointer size.
-type mmsghdr struct {
-	hdr unix.Msghdr
-	n   uint32
-	_   [unsafe.Sizeof(uintptr(0)) - 4]byte
-}
-
 // udpLoop is one UDP socket's loop and its buffers, about 0.5 MB.
 type udpLoop struct {
 	s       *Server
@@ -46,11 +38,11 @@ type udpLoop struct {
 	rc      syscall.RawConn
 	closing *atomic.Bool
 
-	in      []mmsghdr
+	in      []unix.Mmsghdr
 	inIov   []unix.Iovec
 	inAddr  []unix.RawSockaddrInet6 // large enough for IPv4 and IPv6
 	inBuf   []byte
-	out     []mmsghdr
+	out     []unix.Mmsghdr
 	outIov  []unix.Iovec
 	outAddr []unix.RawSockaddrInet6
 	outBuf  []byte
@@ -70,20 +62,20 @@ func (s *Server) serveUDP(conn *net.UDPConn, closing *atomic.Bool) error {
 	}
 	l := &udpLoop{
 		s: s, conn: conn, rc: rc, closing: closing,
-		in: make([]mmsghdr, udpBatch), inIov: make([]unix.Iovec, udpBatch), inAddr: make([]unix.RawSockaddrInet6, udpBatch),
+		in: make([]unix.Mmsghdr, udpBatch), inIov: make([]unix.Iovec, udpBatch), inAddr: make([]unix.RawSockaddrInet6, udpBatch),
 		inBuf: make([]byte, udpBatch*udpReadSize),
-		out:   make([]mmsghdr, udpBatch), outIov: make([]unix.Iovec, udpBatch), outAddr: make([]unix.RawSockaddrInet6, udpBatch),
+		out:   make([]unix.Mmsghdr, udpBatch), outIov: make([]unix.Iovec, udpBatch), outAddr: make([]unix.RawSockaddrInet6, udpBatch),
 		outBuf: make([]byte, udpBatch*udpReadSize), replies: make([][]byte, udpBatch),
 	}
 	for i := range l.in {
 		l.inIov[i].Base = &l.inBuf[i*udpReadSize]
 		l.inIov[i].SetLen(udpReadSize)
-		l.in[i].hdr.Iov = &l.inIov[i]
-		l.in[i].hdr.SetIovlen(1)
-		l.in[i].hdr.Name = (*byte)(unsafe.Pointer(&l.inAddr[i]))
-		l.out[i].hdr.Iov = &l.outIov[i]
-		l.out[i].hdr.SetIovlen(1)
-		l.out[i].hdr.Name = (*byte)(unsafe.Pointer(&l.outAddr[i]))
+		l.in[i].Hdr.Iov = &l.inIov[i]
+		l.in[i].Hdr.SetIovlen(1)
+		l.in[i].Hdr.Name = (*byte)(unsafe.Pointer(&l.inAddr[i]))
+		l.out[i].Hdr.Iov = &l.outIov[i]
+		l.out[i].Hdr.SetIovlen(1)
+		l.out[i].Hdr.Name = (*byte)(unsafe.Pointer(&l.outAddr[i]))
 	}
 	l.readFn, l.writeFn = l.recv, l.send
 	return l.run()
@@ -112,13 +104,13 @@ func (l *udpLoop) run() error {
 			if !ok {
 				continue
 			}
-			pkt := l.inBuf[i*udpReadSize : i*udpReadSize+int(l.in[i].n)]
+			pkt := l.inBuf[i*udpReadSize : i*udpReadSize+int(l.in[i].Len)]
 			reply := l.s.respond(pkt, client, true, l.outBuf[k*udpReadSize:(k+1)*udpReadSize:(k+1)*udpReadSize])
 			if len(reply) == 0 {
 				continue
 			}
 			l.outAddr[k] = l.inAddr[i] // reply to where it came from, as the kernel wrote it
-			l.out[k].hdr.Namelen = l.in[i].hdr.Namelen
+			l.out[k].Hdr.Namelen = l.in[i].Hdr.Namelen
 			l.replies[k] = reply
 			l.outIov[k].Base = &reply[0]
 			l.outIov[k].SetLen(len(reply))
@@ -133,8 +125,8 @@ func (l *udpLoop) run() error {
 // the first.
 func (l *udpLoop) read() (int, error) {
 	for i := range l.in {
-		l.in[i].hdr.Namelen = uint32(unsafe.Sizeof(l.inAddr[i])) // value-result
-		l.in[i].hdr.Flags = 0
+		l.in[i].Hdr.Namelen = uint32(unsafe.Sizeof(l.inAddr[i])) // value-result
+		l.in[i].Hdr.Flags = 0
 	}
 	l.errno = 0
 	if err := l.rc.Read(l.readFn); err != nil {
