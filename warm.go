@@ -127,8 +127,8 @@ func (h *Handler) warmOne(ctx context.Context, s *site, u string) WarmedURL {
 		}
 	}
 	w.Status, w.ETag = obj.Meta.Status, obj.Meta.ETag
-	if obj.Meta.Status != http.StatusOK {
-		return w
+	if obj.Meta.Negative() || obj.Meta.IsIndex() {
+		return w // no body: nothing to derive
 	}
 	set, _ := offered(obj)
 	for c := range negotiate.Coding(negotiate.NumCodings) {
@@ -136,12 +136,12 @@ func (h *Handler) warmOne(ctx context.Context, s *site, u string) WarmedURL {
 			continue
 		}
 		body, err := h.cache.Open(obj, c)
-		if errors.Is(err, cache.ErrNotCached) {
-			// Evicted meanwhile: fetched again by the next request.
+		switch {
+		case errors.Is(err, cache.ErrNotCached), errors.Is(err, cache.ErrNoVariant):
+			continue // evicted meanwhile (the next request fetches it), or not derivable
+		case err != nil:
+			h.errorLog.Warn("warm: cannot open a variant", append(h.failure(s, p, err), "coding", c.String())...)
 			continue
-		}
-		if err != nil {
-			continue // large variants are derived in the background
 		}
 		body.Close()
 		w.Variants = append(w.Variants, c.String())
